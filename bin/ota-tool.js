@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// Runs the TypeScript sources directly through tsx, so no build step sits between
+// a clone and a working CLI.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../tools/ota-tool/main.ts');
