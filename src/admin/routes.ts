@@ -1,0 +1,216 @@
+// Handlers of the admin HTTP API: releases (publish, list, revoke, rollout), devices,
+// events and the health check. Each handler returns a status and a JSON-ready body or
+// throws an AdminError; server.ts does the HTTP framing and the bearer token check.
+import type { KeyObject } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { DEVICE_ID_PATTERN } from '../protocol/constants.ts';
+import { StoreError, type DeviceRecord, type EventRecord, type ReleaseRecord, type Store } from '../storage/store.ts';
+import { readJsonObject } from './body.ts';
+import { AdminError } from './errors.ts';
+import { checkRollout, rejectUnknownFields, validatePublish } from './publish.ts';
+import { compareSemVer, parseSemVer } from '../releases/semver.ts';
+
+export const DEFAULT_EVENT_LIMIT = 100;
+export const MAX_EVENT_LIMIT = 1000;
+
+/** What every handler gets: the request, its path parameters and the server's parts. */
+export interface RouteContext {
+  req: IncomingMessage;
+  url: URL;
+  params: string[];
+  store: Store;
+  logger: Logger;
+  publicKey: KeyObject | null;
+  maxBodyBytes: number;
+}
+
+export interface RouteResult {
+  status: number;
+  body: unknown;
+}
+
+/** A release as the API shows it: the download path in place of the internal id. */
+export interface ReleaseView {
+  version: string;
+  channel: string;
+  notes: string;
+  encoding: string;
+  rollout: number;
+  size: number;
+  sha256: string;
+  signature: string;
+  path: string;
+  revoked: boolean;
+  publishedAt: string;
+}
+
+export interface DeviceView {
+  id: string;
+  channel: string;
+  version: string;
+  lastSeen: string;
+  address: string;
+  status: string;
+  lastReport: DeviceRecord['lastReport'] | null;
+}
+
+export function releaseView(record: ReleaseRecord): ReleaseView {
+  return {
+    version: record.version,
+    channel: record.channel,
+    notes: record.notes,
+    encoding: record.encoding,
+    rollout: record.rollout,
+    size: record.size,
+    sha256: record.sha256,
+    signature: record.signature,
+    path: `/d/${record.downloadId}`,
+    revoked: record.revoked,
+    publishedAt: record.publishedAt,
+  };
+}
+
+export function deviceView(record: DeviceRecord): DeviceView {
+  return {
+    id: record.id,
+    channel: record.channel,
+    version: record.version,
+    lastSeen: record.lastSeen,
+    address: record.address,
+    status: record.status,
+    lastReport: record.lastReport ?? null,
+  };
+}
+
+export function health(): RouteResult {
+  return { status: 200, body: { ok: true } };
+}
+
+export async function listReleases(ctx: RouteContext): Promise<RouteResult> {
+  const releases = await ctx.store.listReleases();
+  return { status: 200, body: { releases: releases.map(releaseView) } };
+}
+
+export async function getRelease(ctx: RouteContext): Promise<RouteResult> {
+  const record = await findRelease(ctx.store, ctx.params[0]!);
+  return { status: 200, body: releaseView(record) };
+}
+
+export async function publishRelease(ctx: RouteContext): Promise<RouteResult> {
+  const body = await readJsonObject(ctx.req, ctx.maxBodyBytes);
+  const release = validatePublish(body, ctx.publicKey);
+
+  // Versions that differ only in build metadata share one precedence (semver 2.0.0
+  // item 10), so the device could not tell which is newer: treat them as the same.
+  const parsed = parseSemVer(release.version)!;
+  for (const existing of await ctx.store.listReleases()) {
+    const other = parseSemVer(existing.version);
+    if (other && compareSemVer(parsed, other) === 0) {
+      throw new AdminError(
+        'RELEASE_EXISTS',
+        `release ${existing.version} already exists with the precedence of ${release.version}; publish a higher version`,
+        { field: 'version' },
+      );
+    }
+  }
+
+  const { payload, ...fields } = release;
+  const record: ReleaseRecord = { ...fields, revoked: false, publishedAt: new Date().toISOString() };
+  try {
+    await ctx.store.putRelease(record, payload);
+  } catch (err) {
+    if (isStoreError(err, 'RELEASE_EXISTS')) {
+      throw new AdminError('RELEASE_EXISTS', `release ${release.version} already exists; publish a higher version`, { field: 'version' });
+    }
+    throw err;
+  }
+  await ctx.store.appendEvent({
+    time: record.publishedAt,
+    type: 'publish',
+    version: record.version,
+    detail: `channel ${record.channel}, rollout ${record.rollout}%, ${record.size} bytes ${record.encoding}`,
+  });
+  ctx.logger.info({ version: record.version, channel: record.channel, size: record.size, downloadId: record.downloadId }, 'release published');
+  return { status: 201, body: releaseView(record) };
+}
+
+export async function revokeRelease(ctx: RouteContext): Promise<RouteResult> {
+  const version = ctx.params[0]!;
+  const record = await findRelease(ctx.store, version);
+  // Revoking twice is harmless: the second call returns the release and records nothing.
+  if (record.revoked) return { status: 200, body: releaseView(record) };
+
+  await ctx.store.updateRelease(version, { revoked: true });
+  const updated = await findRelease(ctx.store, version);
+  await ctx.store.appendEvent({ time: new Date().toISOString(), type: 'revoke', version });
+  ctx.logger.info({ version }, 'release revoked');
+  return { status: 200, body: releaseView(updated) };
+}
+
+export async function patchRelease(ctx: RouteContext): Promise<RouteResult> {
+  const version = ctx.params[0]!;
+  const body = await readJsonObject(ctx.req, ctx.maxBodyBytes);
+  rejectUnknownFields(body, ['rollout']);
+  if (body.rollout === undefined) {
+    throw new AdminError('FIELD_MISSING', 'field "rollout" is required, such as {"rollout":50}', { field: 'rollout' });
+  }
+  const rollout = checkRollout(body.rollout);
+  const record = await findRelease(ctx.store, version);
+  if (record.rollout === rollout) return { status: 200, body: releaseView(record) };
+
+  await ctx.store.updateRelease(version, { rollout });
+  const updated = await findRelease(ctx.store, version);
+  await ctx.store.appendEvent({ time: new Date().toISOString(), type: 'rollout', version, detail: `${record.rollout}% -> ${rollout}%` });
+  ctx.logger.info({ version, from: record.rollout, rollout }, 'release rollout changed');
+  return { status: 200, body: releaseView(updated) };
+}
+
+export async function listDevices(ctx: RouteContext): Promise<RouteResult> {
+  const devices = await ctx.store.listDevices();
+  return { status: 200, body: { devices: devices.map(deviceView) } };
+}
+
+export async function getDevice(ctx: RouteContext): Promise<RouteResult> {
+  const id = ctx.params[0]!;
+  let record: DeviceRecord | null | undefined;
+  try {
+    record = await ctx.store.getDevice(id);
+  } catch (err) {
+    if (!isStoreError(err, 'NOT_FOUND')) throw err;
+  }
+  if (!record) throw new AdminError('DEVICE_NOT_FOUND', `device "${id}" is not known; GET /api/devices lists the devices that checked in`);
+  return { status: 200, body: deviceView(record) };
+}
+
+export async function listEvents(ctx: RouteContext): Promise<RouteResult> {
+  const device = ctx.url.searchParams.get('device') ?? undefined;
+  if (device !== undefined && !DEVICE_ID_PATTERN.test(device)) {
+    throw new AdminError('INVALID_QUERY', `device "${device}" must be 1..64 of A-Z, a-z, 0-9, ".", "_" and "-"`, { field: 'device' });
+  }
+  const limitText = ctx.url.searchParams.get('limit');
+  let limit = DEFAULT_EVENT_LIMIT;
+  if (limitText !== null) {
+    limit = /^[0-9]{1,6}$/.test(limitText) ? Number(limitText) : NaN;
+    if (!(limit >= 1 && limit <= MAX_EVENT_LIMIT)) {
+      throw new AdminError('INVALID_QUERY', `limit "${limitText}" must be an integer 1..${MAX_EVENT_LIMIT}`, { field: 'limit' });
+    }
+  }
+  const events: EventRecord[] = await ctx.store.listEvents(device === undefined ? { limit } : { device, limit });
+  return { status: 200, body: { events } };
+}
+
+async function findRelease(store: Store, version: string): Promise<ReleaseRecord> {
+  let record: ReleaseRecord | null | undefined;
+  try {
+    record = await store.getRelease(version);
+  } catch (err) {
+    if (!isStoreError(err, 'NOT_FOUND')) throw err;
+  }
+  if (!record) throw new AdminError('RELEASE_NOT_FOUND', `release "${version}" does not exist; GET /api/releases lists the published versions`);
+  return record;
+}
+
+function isStoreError(err: unknown, code: string): boolean {
+  return err instanceof StoreError && err.code === code;
+}

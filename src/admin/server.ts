@@ -1,0 +1,194 @@
+// Admin HTTP API of ota-server: route table, bearer token check for mutations, JSON
+// framing of results and errors, and the dashboard page. The device-facing CoAP
+// side lives in src/daemon; both share one Store.
+import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Store } from '../storage/store.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import { dashboardHeaders, dashboardHtml } from './dashboard.ts';
+import { AdminError } from './errors.ts';
+import { loadPublicKey } from './publish.ts';
+import * as routes from './routes.ts';
+import type { RouteContext, RouteResult } from './routes.ts';
+
+export interface AdminServerOptions {
+  store: Store;
+  /** Bearer token that mutations must carry. */
+  token: string;
+  logger: Logger;
+  /** Ed25519 public key (PEM); when set, publish rejects signatures that do not verify. */
+  publicKeyPem?: string;
+  /** Body limit in bytes, default 16 MiB. */
+  maxBodyBytes?: number;
+}
+
+interface Route {
+  method: 'GET' | 'POST' | 'PATCH';
+  /** Matched against the decoded path; capture groups become ctx.params. */
+  pattern: RegExp;
+  /** Mutations need the bearer token. */
+  auth: boolean;
+  handler: (ctx: RouteContext) => RouteResult | Promise<RouteResult>;
+}
+
+const ROUTES: Route[] = [
+  { method: 'GET', pattern: /^\/healthz$/, auth: false, handler: routes.health },
+  { method: 'GET', pattern: /^\/api\/releases$/, auth: false, handler: routes.listReleases },
+  { method: 'POST', pattern: /^\/api\/releases$/, auth: true, handler: routes.publishRelease },
+  { method: 'GET', pattern: /^\/api\/releases\/([^/]+)$/, auth: false, handler: routes.getRelease },
+  { method: 'PATCH', pattern: /^\/api\/releases\/([^/]+)$/, auth: true, handler: routes.patchRelease },
+  { method: 'POST', pattern: /^\/api\/releases\/([^/]+)\/revoke$/, auth: true, handler: routes.revokeRelease },
+  { method: 'GET', pattern: /^\/api\/devices$/, auth: false, handler: routes.listDevices },
+  { method: 'GET', pattern: /^\/api\/devices\/([^/]+)$/, auth: false, handler: routes.getDevice },
+  { method: 'GET', pattern: /^\/api\/events$/, auth: false, handler: routes.listEvents },
+  // Paths of the earlier HTTP/JSON server, kept so its scripts keep working.
+  { method: 'GET', pattern: /^\/devices$/, auth: false, handler: routes.listDevices },
+  { method: 'GET', pattern: /^\/updates$/, auth: false, handler: routes.listReleases },
+];
+
+/** Creates the admin HTTP server; the caller listens on it and closes it. */
+export function createAdminServer(options: AdminServerOptions): http.Server {
+  if (options.token.length === 0) {
+    throw new Error('admin token is empty; pass --admin-token or set OTA_ADMIN_TOKEN to a long random string');
+  }
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
+    throw new Error(`admin body limit ${maxBodyBytes} must be a positive integer number of bytes`);
+  }
+  const publicKey = options.publicKeyPem === undefined ? null : loadPublicKey(options.publicKeyPem);
+  const tokenDigest = digestToken(options.token);
+  let nextRequestId = 1;
+
+  const server = http.createServer((req, res) => {
+    const logger = options.logger.child({ reqId: nextRequestId++ });
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.debug({ method: req.method, url: req.url, status: res.statusCode, durationMs }, 'admin request');
+    });
+
+    handle(req, res, logger).catch((err: unknown) => {
+      logger.error({ err }, 'admin response failed');
+      res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+
+      if (url.pathname === '/') {
+        if (method !== 'GET') throw methodNotAllowed(url.pathname, method, ['GET']);
+        sendHtml(res, dashboardHtml);
+        return;
+      }
+
+      const { route, params, allowed } = matchRoute(url.pathname, method);
+      if (!route) {
+        if (allowed.length > 0) throw methodNotAllowed(url.pathname, method, allowed);
+        throw new AdminError('ROUTE_NOT_FOUND', `no resource at ${url.pathname}; the API lives under /api (see docs/admin-api.md)`);
+      }
+      if (route.auth) checkToken(req, tokenDigest, logger);
+
+      const result = await route.handler({ req, url, params, store: options.store, logger, publicKey, maxBodyBytes });
+      sendJson(res, result.status, result.body);
+    } catch (err) {
+      sendError(req, res, err, logger);
+    }
+  }
+
+  return server;
+}
+
+function matchRoute(path: string, method: string): { route?: Route; params: string[]; allowed: string[] } {
+  const allowed: string[] = [];
+  for (const route of ROUTES) {
+    const match = route.pattern.exec(path);
+    if (!match) continue;
+    if (route.method !== method) {
+      allowed.push(route.method);
+      continue;
+    }
+    const params = match.slice(1).map((part) => decodePathSegment(part));
+    return { route, params, allowed };
+  }
+  return { params: [], allowed };
+}
+
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new AdminError('ROUTE_NOT_FOUND', `path segment "${segment}" has an invalid percent-encoding`);
+  }
+}
+
+function methodNotAllowed(path: string, method: string, allowed: string[]): AdminError {
+  const list = allowed.includes('GET') ? [...allowed, 'HEAD'] : allowed;
+  return new AdminError('METHOD_NOT_ALLOWED', `${method} is not supported on ${path}; use ${list.join(' or ')}`, {
+    headers: { Allow: list.join(', ') },
+  });
+}
+
+/** SHA-256 of the token, so the comparison runs in constant time over equal lengths. */
+function digestToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger): void {
+  const header = req.headers.authorization;
+  const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  if (!match) {
+    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress }, 'admin request without bearer token');
+    throw new AdminError('TOKEN_MISSING', 'this request changes state and needs the header "Authorization: Bearer <admin token>"', {
+      headers: { 'WWW-Authenticate': 'Bearer realm="ota-server admin"' },
+    });
+  }
+  if (!timingSafeEqual(digestToken(match[1]!), expected)) {
+    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress }, 'admin request with wrong bearer token');
+    throw new AdminError('TOKEN_INVALID', 'bearer token does not match the admin token; use the value of --admin-token or of <data-dir>/admin-token');
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(text);
+}
+
+function sendHtml(res: ServerResponse, html: string): void {
+  res.writeHead(200, {
+    ...dashboardHeaders,
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(html),
+  });
+  res.end(html);
+}
+
+function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, logger: Logger): void {
+  const error = err instanceof AdminError ? err : null;
+  if (!error) {
+    logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
+  } else if (error.status !== 401 && error.status !== 403) {
+    logger.info({ method: req.method, url: req.url, code: error.code, status: error.status }, 'admin request rejected');
+  }
+  const response = error ?? new AdminError('INTERNAL', `${req.method} ${req.url} failed inside the server; see the server log for the cause`);
+
+  const headers: Record<string, string> = { ...response.headers };
+  // The body was not read to its end: close the connection rather than read the rest.
+  if (!req.readableEnded) headers.Connection = 'close';
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, response.status, response.toJSON(), headers);
+  if (!req.readableEnded) req.resume();
+}
