@@ -18,6 +18,7 @@ export const AdminErrorCode = {
   ROUTE_NOT_FOUND: { status: 404, summary: 'no resource has this path' },
   METHOD_NOT_ALLOWED: { status: 405, summary: 'the resource does not support this method' },
   RELEASE_EXISTS: { status: 409, summary: 'a release with the same version precedence exists' },
+  PAYLOAD_EXISTS: { status: 409, summary: 'another release has a payload with the same download id' },
   BODY_TOO_LARGE: { status: 413, summary: 'the body exceeds the size limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the body is not application/json' },
   INTERNAL: { status: 500, summary: 'the server failed; its log has the cause' },

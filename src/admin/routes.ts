@@ -9,7 +9,6 @@ import { StoreError, type DeviceRecord, type EventRecord, type ReleaseRecord, ty
 import { readJsonObject } from './body.ts';
 import { AdminError } from './errors.ts';
 import { checkRollout, rejectUnknownFields, validatePublish } from './publish.ts';
-import { compareSemVer, parseSemVer } from '../releases/semver.ts';
 
 export const DEFAULT_EVENT_LIMIT = 100;
 export const MAX_EVENT_LIMIT = 1000;
@@ -23,6 +22,11 @@ export interface RouteContext {
   logger: Logger;
   publicKey: KeyObject | null;
   maxBodyBytes: number;
+  /**
+   * Runs a read-check-write sequence on the store after the previous one finished,
+   * so two concurrent requests cannot both pass a check before either writes.
+   */
+  exclusive: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 export interface RouteResult {
@@ -101,27 +105,26 @@ export async function publishRelease(ctx: RouteContext): Promise<RouteResult> {
   const body = await readJsonObject(ctx.req, ctx.maxBodyBytes);
   const release = validatePublish(body, ctx.publicKey);
 
-  // Versions that differ only in build metadata share one precedence (semver 2.0.0
-  // item 10), so the device could not tell which is newer: treat them as the same.
-  const parsed = parseSemVer(release.version)!;
-  for (const existing of await ctx.store.listReleases()) {
-    const other = parseSemVer(existing.version);
-    if (other && compareSemVer(parsed, other) === 0) {
-      throw new AdminError(
-        'RELEASE_EXISTS',
-        `release ${existing.version} already exists with the precedence of ${release.version}; publish a higher version`,
-        { field: 'version' },
-      );
-    }
-  }
-
   const { payload, ...fields } = release;
   const record: ReleaseRecord = { ...fields, revoked: false, publishedAt: new Date().toISOString() };
+  await ctx.exclusive(() => storeRelease(ctx, record, payload));
+  ctx.logger.info({ version: record.version, channel: record.channel, size: record.size, downloadId: record.downloadId }, 'release published');
+  return { status: 201, body: releaseView(record) };
+}
+
+async function storeRelease(ctx: RouteContext, record: ReleaseRecord, payload: Buffer): Promise<void> {
   try {
     await ctx.store.putRelease(record, payload);
   } catch (err) {
+    // The store compares by semver precedence, so 1.0.0+a and 1.0.0+b count as one
+    // version: a device could not tell which of the two is newer.
     if (isStoreError(err, 'RELEASE_EXISTS')) {
-      throw new AdminError('RELEASE_EXISTS', `release ${release.version} already exists; publish a higher version`, { field: 'version' });
+      throw new AdminError('RELEASE_EXISTS', `a release with the precedence of ${record.version} already exists; publish a higher version`, {
+        field: 'version',
+      });
+    }
+    if (isStoreError(err, 'DOWNLOAD_ID_EXISTS')) {
+      throw new AdminError('PAYLOAD_EXISTS', `the payload of ${record.version} is already published: ${(err as Error).message}`, { field: 'payload' });
     }
     throw err;
   }
@@ -131,18 +134,19 @@ export async function publishRelease(ctx: RouteContext): Promise<RouteResult> {
     version: record.version,
     detail: `channel ${record.channel}, rollout ${record.rollout}%, ${record.size} bytes ${record.encoding}`,
   });
-  ctx.logger.info({ version: record.version, channel: record.channel, size: record.size, downloadId: record.downloadId }, 'release published');
-  return { status: 201, body: releaseView(record) };
 }
 
-export async function revokeRelease(ctx: RouteContext): Promise<RouteResult> {
+export function revokeRelease(ctx: RouteContext): Promise<RouteResult> {
+  return ctx.exclusive(() => revokeExclusive(ctx));
+}
+
+async function revokeExclusive(ctx: RouteContext): Promise<RouteResult> {
   const version = ctx.params[0]!;
   const record = await findRelease(ctx.store, version);
   // Revoking twice is harmless: the second call returns the release and records nothing.
   if (record.revoked) return { status: 200, body: releaseView(record) };
 
-  await ctx.store.updateRelease(version, { revoked: true });
-  const updated = await findRelease(ctx.store, version);
+  const updated = await ctx.store.updateRelease(version, { revoked: true });
   await ctx.store.appendEvent({ time: new Date().toISOString(), type: 'revoke', version });
   ctx.logger.info({ version }, 'release revoked');
   return { status: 200, body: releaseView(updated) };
@@ -156,14 +160,15 @@ export async function patchRelease(ctx: RouteContext): Promise<RouteResult> {
     throw new AdminError('FIELD_MISSING', 'field "rollout" is required, such as {"rollout":50}', { field: 'rollout' });
   }
   const rollout = checkRollout(body.rollout);
-  const record = await findRelease(ctx.store, version);
-  if (record.rollout === rollout) return { status: 200, body: releaseView(record) };
+  return ctx.exclusive(async () => {
+    const record = await findRelease(ctx.store, version);
+    if (record.rollout === rollout) return { status: 200, body: releaseView(record) };
 
-  await ctx.store.updateRelease(version, { rollout });
-  const updated = await findRelease(ctx.store, version);
-  await ctx.store.appendEvent({ time: new Date().toISOString(), type: 'rollout', version, detail: `${record.rollout}% -> ${rollout}%` });
-  ctx.logger.info({ version, from: record.rollout, rollout }, 'release rollout changed');
-  return { status: 200, body: releaseView(updated) };
+    const updated = await ctx.store.updateRelease(version, { rollout });
+    await ctx.store.appendEvent({ time: new Date().toISOString(), type: 'rollout', version, detail: `${record.rollout}% -> ${rollout}%` });
+    ctx.logger.info({ version, from: record.rollout, rollout }, 'release rollout changed');
+    return { status: 200, body: releaseView(updated) };
+  });
 }
 
 export async function listDevices(ctx: RouteContext): Promise<RouteResult> {
@@ -173,12 +178,7 @@ export async function listDevices(ctx: RouteContext): Promise<RouteResult> {
 
 export async function getDevice(ctx: RouteContext): Promise<RouteResult> {
   const id = ctx.params[0]!;
-  let record: DeviceRecord | null | undefined;
-  try {
-    record = await ctx.store.getDevice(id);
-  } catch (err) {
-    if (!isStoreError(err, 'NOT_FOUND')) throw err;
-  }
+  const record = await ctx.store.getDevice(id);
   if (!record) throw new AdminError('DEVICE_NOT_FOUND', `device "${id}" is not known; GET /api/devices lists the devices that checked in`);
   return { status: 200, body: deviceView(record) };
 }
@@ -201,12 +201,7 @@ export async function listEvents(ctx: RouteContext): Promise<RouteResult> {
 }
 
 async function findRelease(store: Store, version: string): Promise<ReleaseRecord> {
-  let record: ReleaseRecord | null | undefined;
-  try {
-    record = await store.getRelease(version);
-  } catch (err) {
-    if (!isStoreError(err, 'NOT_FOUND')) throw err;
-  }
+  const record = await store.getRelease(version);
   if (!record) throw new AdminError('RELEASE_NOT_FOUND', `release "${version}" does not exist; GET /api/releases lists the published versions`);
   return record;
 }

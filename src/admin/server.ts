@@ -59,6 +59,12 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
   const publicKey = options.publicKeyPem === undefined ? null : loadPublicKey(options.publicKeyPem);
   const tokenDigest = digestToken(options.token);
   let nextRequestId = 1;
+  let lastExclusive: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const result = lastExclusive.then(work);
+    lastExclusive = result.catch(() => undefined);
+    return result;
+  };
 
   const server = http.createServer((req, res) => {
     const logger = options.logger.child({ reqId: nextRequestId++ });
@@ -92,7 +98,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
       }
       if (route.auth) checkToken(req, tokenDigest, logger);
 
-      const result = await route.handler({ req, url, params, store: options.store, logger, publicKey, maxBodyBytes });
+      const result = await route.handler({ req, url, params, store: options.store, logger, publicKey, maxBodyBytes, exclusive });
       sendJson(res, result.status, result.body);
     } catch (err) {
       sendError(req, res, err, logger);
