@@ -1,0 +1,138 @@
+// HTTP client of the ota-server admin API: JSON in and out, Bearer token on every
+// request when one is known, server errors turned into CliError with the fix.
+import { readFileSync } from 'node:fs';
+import { CliError, type CliIo } from './io.ts';
+
+/** Time for one admin request, in milliseconds; a publish uploads up to 16 MiB on a LAN. */
+export const ADMIN_TIMEOUT_MS = 30_000;
+export const DEFAULT_ADMIN_SERVER = 'http://127.0.0.1:3000';
+
+export interface AdminArgs {
+  server: string;
+  token?: string;
+  tokenFile?: string;
+}
+
+export interface ServerError {
+  status: number;
+  code: string;
+  message: string;
+}
+
+export class AdminRequestError extends CliError {
+  constructor(
+    message: string,
+    example: string | undefined,
+    readonly server: ServerError,
+  ) {
+    super(message, example, server.code);
+  }
+}
+
+/** Finds the admin token: --token, then --token-file, then OTA_ADMIN_TOKEN. */
+export function resolveToken(args: AdminArgs, io: CliIo): string | undefined {
+  if (args.token) return args.token;
+  if (args.tokenFile) {
+    let text: string;
+    try {
+      text = readFileSync(args.tokenFile, 'utf8');
+    } catch (error) {
+      throw new CliError(
+        `--token-file ${args.tokenFile} cannot be read: ${(error as Error).message}`,
+        'ota-tool releases --token-file /var/lib/ota-server/admin-token',
+      );
+    }
+    const token = text.trim();
+    if (!token) throw new CliError(`--token-file ${args.tokenFile} is empty`, 'ota-tool releases --token-file /var/lib/ota-server/admin-token');
+    return token;
+  }
+  return io.env.OTA_ADMIN_TOKEN || undefined;
+}
+
+export function normalizeServer(server: string): string {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new CliError(`--server "${server}" is not a URL`, 'ota-tool releases --server http://127.0.0.1:3000');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new CliError(`--server "${server}" must be an http:// or https:// admin URL`, 'ota-tool releases --server http://127.0.0.1:3000');
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+export class AdminClient {
+  readonly server: string;
+  private readonly token: string | undefined;
+
+  constructor(args: AdminArgs, io: CliIo) {
+    this.server = normalizeServer(args.server);
+    this.token = resolveToken(args, io);
+  }
+
+  /** Sends one request; resolves with the parsed JSON body of a 2xx answer. */
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const url = `${this.server}${path}`;
+
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(ADMIN_TIMEOUT_MS),
+      });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      throw new CliError(
+        `${method} ${url} failed (${cause}); check that ota-server runs and that --server names its admin port`,
+        'ota-tool releases --server http://127.0.0.1:3000',
+        'SERVER_UNREACHABLE',
+      );
+    }
+
+    const text = await response.text();
+    let parsed: unknown = undefined;
+    if (text) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+    }
+    if (response.ok) {
+      if (parsed === undefined) throw new CliError(`${method} ${url} returned ${response.status} without a JSON body`, undefined, 'BAD_RESPONSE');
+      return parsed as T;
+    }
+    throw this.describeFailure(method, url, response.status, parsed, text);
+  }
+
+  private describeFailure(method: string, url: string, status: number, parsed: unknown, text: string): AdminRequestError {
+    const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    const server: ServerError = {
+      status,
+      code: typeof error?.code === 'string' ? error.code : `HTTP_${status}`,
+      message: typeof error?.message === 'string' ? error.message : text.slice(0, 200),
+    };
+    const detail = server.message ? `: ${server.message}` : '';
+    if (status === 401) {
+      return new AdminRequestError(
+        `${method} ${url} needs the admin token (401 ${server.code}); pass --token, --token-file or set OTA_ADMIN_TOKEN`,
+        'OTA_ADMIN_TOKEN=$(cat /var/lib/ota-server/admin-token) ota-tool revoke 2.0.0',
+        server,
+      );
+    }
+    if (status === 403) {
+      return new AdminRequestError(
+        `the server rejected the admin token (403 ${server.code}); use the token the server was started with, or the one in <data-dir>/admin-token`,
+        'ota-tool revoke 2.0.0 --token-file /var/lib/ota-server/admin-token',
+        server,
+      );
+    }
+    return new AdminRequestError(`${method} ${url} failed with ${status} ${server.code}${detail}`, undefined, server);
+  }
+}

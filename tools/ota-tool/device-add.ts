@@ -1,0 +1,70 @@
+// device add command: writes ota_config.json, the configuration file the firmware
+// reads at boot (server, APN, device id, check interval, release public key).
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_CHANNEL } from '../../src/protocol/constants.ts';
+import { DEFAULT_COAP_PORT } from './coap-client.ts';
+import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
+import { loadPublicKey, rawPublicKey } from './keys.ts';
+
+export const CONFIG_FILE_NAME = 'ota_config.json';
+
+export interface DeviceAddArgs extends CommonArgs {
+  id: string;
+  server: string;
+  apn: string;
+  publicKey: string;
+  channel: string;
+  checkInterval: number;
+  out: string;
+  force: boolean;
+}
+
+/** The device configuration file; the firmware reads these exact keys. */
+export interface DeviceConfig {
+  device_id: string;
+  server: string;
+  port: number;
+  apn: string;
+  channel: string;
+  check_interval_s: number;
+  /** Raw Ed25519 public key, 64 hex characters. */
+  public_key: string;
+}
+
+const EXAMPLE = 'ota-tool device add pico-001 --server ota.example.net:5683 --apn iot.example --public-key release.key.pub';
+
+/** Splits HOST[:PORT]; an IPv6 address goes in brackets, as in [2001:db8::1]:5683. */
+export function parseServer(server: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(server);
+  if (!match) {
+    throw new CliError(`--server "${server}" must be HOST or HOST:PORT, such as ota.example.net:5683 or 192.0.2.10`, EXAMPLE);
+  }
+  const host = match[1] ?? match[2] ?? '';
+  const port = match[3] === undefined ? DEFAULT_COAP_PORT : Number(match[3]);
+  if (port < 1 || port > 65535) throw new CliError(`--server port ${port} must be in 1..65535`, EXAMPLE);
+  return { host, port };
+}
+
+export async function deviceAdd(args: DeviceAddArgs, io: CliIo): Promise<void> {
+  const { host, port } = parseServer(args.server);
+  const publicKey = rawPublicKey(loadPublicKey(args.publicKey)).toString('hex');
+  const config: DeviceConfig = {
+    device_id: args.id,
+    server: host,
+    port,
+    apn: args.apn,
+    channel: args.channel ?? DEFAULT_CHANNEL,
+    check_interval_s: args.checkInterval,
+    public_key: publicKey,
+  };
+
+  const file = join(args.out, CONFIG_FILE_NAME);
+  if (existsSync(file) && !args.force) {
+    throw new CliError(`${file} already exists; pass --force to replace it or --out to write elsewhere`, `${EXAMPLE} --out devices/${args.id}`, 'FILE_EXISTS');
+  }
+  mkdirSync(args.out, { recursive: true });
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+
+  printResult(io, args, { file, config }, `wrote ${file} for ${args.id}: server ${host}:${port}, APN ${args.apn}, channel ${config.channel}, check every ${args.checkInterval} s`);
+}

@@ -1,0 +1,56 @@
+// Ed25519 key files: PKCS#8 PEM private keys that sign releases, SPKI PEM public keys
+// that devices and servers verify with, and the raw 32-byte form the firmware stores.
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CliError } from './io.ts';
+
+/** Bytes of a raw Ed25519 public key (RFC 8032 section 5.1.5). */
+export const RAW_PUBLIC_KEY_BYTES = 32;
+
+function readKeyFile(file: string, flag: string, example: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`${flag} ${file} cannot be read: ${(error as Error).message}`, example);
+  }
+}
+
+export function loadPrivateKey(file: string): KeyObject {
+  const example = 'ota-tool keygen --key release.key && ota-tool publish app.py --version 1.0.0 --key release.key';
+  const pem = readKeyFile(file, '--key', example);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    throw new CliError(`--key ${file} is not a PEM private key: ${(error as Error).message}`, example);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new CliError(`--key ${file} is a ${key.asymmetricKeyType} key; releases are signed with Ed25519`, example);
+  }
+  return key;
+}
+
+export function loadPublicKey(file: string): KeyObject {
+  const example = 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub';
+  const pem = readKeyFile(file, '--public-key', example);
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new CliError(`--public-key ${file} is not a PEM public key: ${(error as Error).message}`, example);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new CliError(`--public-key ${file} is a ${key.asymmetricKeyType} key; releases are signed with Ed25519`, example);
+  }
+  return key;
+}
+
+/** Returns the raw 32-byte public key: the "x" member of its JWK form (RFC 8037 section 2). */
+export function rawPublicKey(key: KeyObject): Buffer {
+  const jwk = key.export({ format: 'jwk' });
+  const raw = Buffer.from(jwk.x ?? '', 'base64url');
+  if (raw.length !== RAW_PUBLIC_KEY_BYTES) {
+    throw new Error(`Ed25519 public key must be ${RAW_PUBLIC_KEY_BYTES} bytes, got ${raw.length}`);
+  }
+  return raw;
+}

@@ -1,0 +1,122 @@
+// publish command: packs files into a bundle, encodes it, signs it with the release
+// key and uploads the release to the admin API.
+import { sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { packBundle, type BundleFile } from '../../src/protocol/bundle.ts';
+import { Encoding, type EncodingName } from '../../src/protocol/constants.ts';
+import { sha256, signedMessage } from '../../src/protocol/manifest.ts';
+import { AdminClient, AdminRequestError, type AdminArgs } from './admin-client.ts';
+import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
+import { loadPrivateKey } from './keys.ts';
+import { formatRelease, type Release } from './releases.ts';
+
+/**
+ * zlib window of 2^10 bytes, so the device inflates with about 1 KiB of history. The
+ * window size travels in the zlib header (CINFO = 2, RFC 1950 section 2.2).
+ */
+export const DEFLATE_WINDOW_BITS = 10;
+
+export interface PublishArgs extends CommonArgs, AdminArgs {
+  files: string[];
+  version: string;
+  channel: string;
+  notes: string;
+  key: string;
+  rollout: number;
+  encoding: 'auto' | EncodingName;
+  nameAs?: string;
+}
+
+export interface EncodedPayload {
+  encoding: EncodingName;
+  payload: Buffer;
+}
+
+/** Reads the files; "name=path" sets the name in the bundle, otherwise it is the base name. */
+export function readBundleFiles(specs: string[], nameAs?: string): BundleFile[] {
+  return specs.map((spec) => {
+    const split = spec.indexOf('=');
+    const name = nameAs ?? (split > 0 ? spec.slice(0, split) : basename(spec));
+    const path = !nameAs && split > 0 ? spec.slice(split + 1) : spec;
+    let data: Buffer;
+    try {
+      data = readFileSync(path);
+    } catch (error) {
+      throw new CliError(`file ${path} cannot be read: ${(error as Error).message}`, 'ota-tool publish main.py lib/sensor.py=src/sensor.py --version 1.1.0 --key release.key');
+    }
+    return { name, data };
+  });
+}
+
+/** Encodes the bundle; "auto" picks deflate only when it makes the bytes sent fewer. */
+export function encodeBundle(bundle: Buffer, choice: 'auto' | EncodingName): EncodedPayload {
+  if (choice === 'raw') return { encoding: 'raw', payload: bundle };
+  const deflated = deflateSync(bundle, { windowBits: DEFLATE_WINDOW_BITS, level: 9 });
+  if (choice === 'deflate' || deflated.length < bundle.length) return { encoding: 'deflate', payload: deflated };
+  return { encoding: 'raw', payload: bundle };
+}
+
+export async function publish(args: PublishArgs, io: CliIo): Promise<void> {
+  const admin = new AdminClient(args, io);
+  const key = loadPrivateKey(args.key);
+
+  let bundle: Buffer;
+  try {
+    bundle = packBundle(readBundleFiles(args.files, args.nameAs));
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    throw new CliError(`the files cannot be packed: ${(error as Error).message}`, 'ota-tool publish app.py lib/util.py=build/util.py --version 1.1.0 --key release.key');
+  }
+  const { encoding, payload } = encodeBundle(bundle, args.encoding);
+  const digest = sha256(payload);
+  const signature = sign(null, signedMessage({ version: args.version, size: payload.length, sha256: digest, encoding: Encoding[encoding] }), key);
+
+  let release: Release;
+  try {
+    release = await admin.request<Release>('POST', '/api/releases', {
+      version: args.version,
+      channel: args.channel,
+      notes: args.notes,
+      encoding,
+      rollout: args.rollout,
+      size: payload.length,
+      sha256: digest.toString('hex'),
+      signature: signature.toString('hex'),
+      payload: payload.toString('base64'),
+    });
+  } catch (error) {
+    throw explainPublishFailure(error, args);
+  }
+
+  printResult(
+    io,
+    args,
+    { ...release, bundleSize: bundle.length },
+    `published ${release.version} on channel ${release.channel}: ${encoding}, ${payload.length} bytes sent (bundle ${bundle.length} bytes)\n${formatRelease(release)}`,
+  );
+}
+
+function explainPublishFailure(error: unknown, args: PublishArgs): unknown {
+  if (!(error instanceof AdminRequestError)) return error;
+  const { status, code, message } = error.server;
+  if (status === 409) {
+    return new CliError(
+      `release ${args.version} already exists on ${args.server}; versions are immutable, so publish the change under a higher version`,
+      `ota-tool publish ${args.files.join(' ')} --version <a version above ${args.version}> --key ${args.key}`,
+      code,
+    );
+  }
+  if (status === 413) {
+    return new CliError(`the upload of release ${args.version} is larger than the server accepts (413): ${message}`, undefined, code);
+  }
+  if (code === 'BAD_SIGNATURE') {
+    return new CliError(
+      `the server rejected the signature of ${args.version} (${message}); --key ${args.key} does not match the public key the server was started with`,
+      `ota-tool publish ${args.files.join(' ')} --version ${args.version} --key <the key whose .pub the server uses>`,
+      code,
+    );
+  }
+  return error;
+}

@@ -1,0 +1,46 @@
+// releases command: lists the releases the server holds, highest version first.
+import { AdminClient, type AdminArgs } from './admin-client.ts';
+import { formatTable, printResult, type CliIo, type CommonArgs } from './io.ts';
+
+/** A release as the admin API returns it. */
+export interface Release {
+  version: string;
+  channel: string;
+  notes: string;
+  encoding: string;
+  rollout: number;
+  size: number;
+  sha256: string;
+  signature: string;
+  path: string;
+  revoked: boolean;
+  publishedAt: string;
+}
+
+const COLUMNS = ['version', 'channel', 'rollout', 'encoding', 'size', 'revoked', 'path', 'published', 'notes'];
+
+function releaseRow(release: Release): string[] {
+  return [
+    release.version,
+    release.channel,
+    `${release.rollout}%`,
+    release.encoding,
+    String(release.size),
+    release.revoked ? 'yes' : 'no',
+    release.path,
+    release.publishedAt,
+    release.notes ?? '',
+  ];
+}
+
+/** Formats one release as a table of one row. */
+export function formatRelease(release: Release): string {
+  return formatTable(COLUMNS, [releaseRow(release)]);
+}
+
+export async function releases(args: CommonArgs & AdminArgs, io: CliIo): Promise<void> {
+  const admin = new AdminClient(args, io);
+  const body = await admin.request<{ releases: Release[] }>('GET', '/api/releases');
+  const text = body.releases.length === 0 ? 'no releases' : formatTable(COLUMNS, body.releases.map(releaseRow));
+  printResult(io, args, body, text);
+}
