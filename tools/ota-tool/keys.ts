@@ -33,6 +33,11 @@ export function loadPrivateKey(file: string): KeyObject {
 export function loadPublicKey(file: string): KeyObject {
   const example = 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub';
   const pem = readKeyFile(file, '--public-key', example);
+  // createPublicKey() also derives a public key from a private PEM; a private key
+  // here means the wrong file is about to be copied around.
+  if (pem.includes('PRIVATE KEY')) {
+    throw new CliError(`--public-key ${file} is a private key; pass the public key file, such as ${file}.pub`, example);
+  }
   let key: KeyObject;
   try {
     key = createPublicKey(pem);
