@@ -9,6 +9,9 @@ import { emptyCounters, type ContextStats } from './stats.ts';
 export class CoapContext {
   readonly stats: ContextStats;
   private isOpen = true;
+  /** Datagrams handed to the socket whose send has not completed yet. */
+  private pendingSends = 0;
+  private onSendsDrained: (() => void) | null = null;
 
   private constructor(
     readonly id: number,
@@ -70,15 +73,32 @@ export class CoapContext {
     if (!this.isOpen) {
       return false;
     }
-    this.socket.send(payload, this.port, this.address);
+    this.pendingSends += 1;
+    this.socket.send(payload, this.port, this.address, () => {
+      this.pendingSends -= 1;
+      if (this.pendingSends === 0) {
+        this.onSendsDrained?.();
+      }
+    });
     return true;
   }
 
+  /**
+   * Stops delivering datagrams at once and closes the socket once the datagrams already
+   * sent have left, because dgram drops queued sends when its socket closes.
+   */
   close(): Promise<void> {
     if (!this.isOpen) {
       return Promise.resolve();
     }
     this.isOpen = false;
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return new Promise((resolve) => {
+      const closeSocket = () => this.socket.close(() => resolve());
+      if (this.pendingSends === 0) {
+        closeSocket();
+      } else {
+        this.onSendsDrained = closeSocket;
+      }
+    });
   }
 }

@@ -220,6 +220,11 @@ export class Sim7020Simulator implements UartPeer {
     return this.injector.faults;
   }
 
+  /** Local UDP port of an open context, so a test can send it unsolicited datagrams. */
+  localPortOf(contextId: number): number | undefined {
+    return this.contexts.get(contextId)?.localPort;
+  }
+
   /** Replaces every fault switch; see Sim7020Faults. */
   set faults(faults: Sim7020Faults) {
     this.injector.faults = faults;
