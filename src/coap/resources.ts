@@ -1,0 +1,207 @@
+// CoAP resources of the device protocol: routing by Uri-Path and method, and the
+// handlers for check, download, report and /.well-known/core. Each handler turns one
+// parsed request into one Reply; faults are thrown as CoapError and answered by the
+// caller, so a bad request never reaches storage.
+import { Encoder } from 'cbor-x';
+import type pino from 'pino';
+import { CoapCode, CoapError } from '../errors.ts';
+import {
+  DOWNLOAD_ID_HEX_CHARS,
+  FORMAT_CBOR,
+  FORMAT_JSON,
+  FORMAT_LINK,
+  FORMAT_OCTET_STREAM,
+  ManifestKey,
+  Outcome,
+  PATH_CHECK,
+  PATH_DOWNLOAD,
+  PATH_REPORT,
+} from '../protocol/constants.ts';
+import { selectOffer } from '../releases/select.ts';
+import type { DeviceRecord, ReleaseRecord, Store } from '../storage/store.ts';
+import { bufferBlockReply, imageBlockReply, lastBlockNum, parseBlock2 } from './blocks.ts';
+import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
+import { linkFormat } from './link-format.ts';
+import type { Reply } from './reply.ts';
+import { checkOptions, negotiateFormat, parseCheckBody, parseCheckQuery, parseReportBody, requireCborBody, uriPath, uriQuery } from './request.ts';
+
+/** Largest block the server suggests: 1024 bytes keeps a block message within the 1152 bytes RFC 7252 section 4.6 assumes. */
+export const BLOCK_SIZE_HINT = 1024;
+const DOWNLOAD_ID_PATTERN = new RegExp(`^[0-9a-f]{${DOWNLOAD_ID_HEX_CHARS}}$`);
+// Plain integer-key maps: cbor-x 1.6 would otherwise wrap a Map in tag 259 or a
+// record tag. Its typings lack useTag259ForMaps, hence the separate object.
+const encoderOptions = { useRecords: false, useTag259ForMaps: false };
+const cbor = new Encoder(encoderOptions);
+
+export interface ResourceContext {
+  store: Store;
+  /** Child logger carrying mid and address. */
+  logger: pino.Logger;
+  /** Client address as "host:port", stored in device records. */
+  address: string;
+}
+
+const METHOD_NAMES: Record<string, string> = { '0.01': 'GET', '0.02': 'POST', '0.03': 'PUT', '0.04': 'DELETE', '0.05': 'FETCH' };
+
+export async function handleRequest(datagram: Datagram, ctx: ResourceContext): Promise<Reply> {
+  checkOptions(datagram);
+  const path = uriPath(datagram);
+  const method = METHOD_NAMES[datagram.code] ?? datagram.code;
+  const joined = path.join('/');
+
+  if (joined === '.well-known/core') {
+    requireMethod(joined, method, ['GET']);
+    return wellKnownCore(datagram, ctx);
+  }
+  if (joined === PATH_CHECK) {
+    requireMethod(joined, method, ['GET', 'POST']);
+    return check(datagram, method, ctx);
+  }
+  if (joined === PATH_REPORT) {
+    requireMethod(joined, method, ['POST']);
+    return report(datagram, ctx);
+  }
+  if (path.length === 2 && path[0] === PATH_DOWNLOAD) {
+    requireMethod(joined, method, ['GET']);
+    return download(datagram, path[1]!, ctx);
+  }
+  throw new CoapError('RESOURCE_NOT_FOUND', joined);
+}
+
+function requireMethod(path: string, method: string, allowed: string[]): void {
+  if (!allowed.includes(method)) throw new CoapError('METHOD_NOT_ALLOWED', path, allowed.join(' or '), method);
+}
+
+async function check(datagram: Datagram, method: string, ctx: ResourceContext): Promise<Reply> {
+  const format = negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
+  const request = method === 'POST' ? parseCheckBody(requireCborBody(datagram)) : parseCheckQuery(uriQuery(datagram));
+  const offer = selectOffer(ctx.store.releasesSnapshot(), { id: request.deviceId, version: request.semver, channel: request.channel });
+  const log = ctx.logger.child({ deviceId: request.deviceId, version: request.version });
+
+  const now = new Date().toISOString();
+  const previous = await ctx.store.getDevice(request.deviceId);
+  const device: DeviceRecord = {
+    ...previous,
+    id: request.deviceId,
+    channel: request.channel,
+    version: request.version,
+    lastSeen: now,
+    address: ctx.address,
+    status: offer ? 'update-offered' : 'up-to-date',
+  };
+  await ctx.store.putDevice(device);
+  await ctx.store.appendEvent({ time: now, type: 'check', device: request.deviceId, version: request.version, detail: `channel ${request.channel}` });
+  if (offer) {
+    await ctx.store.appendEvent({ time: now, type: 'offer', device: request.deviceId, version: offer.version });
+    log.info({ offered: offer.version, channel: request.channel }, 'update offered');
+  } else {
+    log.debug({ channel: request.channel }, 'no update');
+  }
+
+  if (format === FORMAT_JSON) return contentReply(FORMAT_JSON, Buffer.from(JSON.stringify(manifestJson(offer))));
+  return contentReply(FORMAT_CBOR, cbor.encode(manifestMap(offer)));
+}
+
+function manifestMap(offer: ReleaseRecord | undefined): Map<number, unknown> {
+  if (!offer) return new Map();
+  return new Map<number, unknown>([
+    [ManifestKey.version, offer.version],
+    [ManifestKey.path, `${PATH_DOWNLOAD}/${offer.downloadId}`],
+    [ManifestKey.size, offer.size],
+    [ManifestKey.sha256, Buffer.from(offer.sha256, 'hex')],
+    [ManifestKey.signature, Buffer.from(offer.signature, 'hex')],
+    [ManifestKey.encoding, offer.encoding === 'deflate' ? 1 : 0],
+    [ManifestKey.blockSize, BLOCK_SIZE_HINT],
+  ]);
+}
+
+function manifestJson(offer: ReleaseRecord | undefined): object {
+  if (!offer) return { update: false };
+  return {
+    update: true,
+    version: offer.version,
+    path: `/${PATH_DOWNLOAD}/${offer.downloadId}`,
+    size: offer.size,
+    sha256: offer.sha256,
+    signature: offer.signature,
+    encoding: offer.encoding,
+    blockSize: BLOCK_SIZE_HINT,
+  };
+}
+
+async function report(datagram: Datagram, ctx: ResourceContext): Promise<Reply> {
+  negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
+  const request = parseReportBody(requireCborBody(datagram));
+  const now = new Date().toISOString();
+  const previous = await ctx.store.getDevice(request.deviceId);
+  const lastReport = { outcome: request.outcome, target: request.target, time: now, ...(request.detail === undefined ? {} : { detail: request.detail }) };
+  await ctx.store.putDevice({
+    id: request.deviceId,
+    channel: previous?.channel ?? 'stable',
+    version: request.version,
+    lastSeen: now,
+    address: ctx.address,
+    status: request.outcome,
+    lastReport,
+  });
+  await ctx.store.appendEvent({
+    time: now,
+    type: 'report',
+    device: request.deviceId,
+    version: request.target,
+    outcome: request.outcome,
+    ...(request.detail === undefined ? {} : { detail: request.detail }),
+  });
+  const failed = Outcome[request.outcome] >= Outcome.verifyFailed;
+  ctx.logger[failed ? 'warn' : 'info'](
+    { deviceId: request.deviceId, version: request.version, target: request.target, outcome: request.outcome },
+    'update outcome reported',
+  );
+  return { code: CoapCode.changed, options: [], payload: Buffer.alloc(0) };
+}
+
+async function download(datagram: Datagram, id: string, ctx: ResourceContext): Promise<Reply> {
+  negotiateFormat(datagram, [FORMAT_OCTET_STREAM]);
+  const block = parseBlock2(datagram);
+  if (!DOWNLOAD_ID_PATTERN.test(id)) throw new CoapError('RELEASE_NOT_FOUND', JSON.stringify(id.slice(0, 40)));
+  const release = await ctx.store.getReleaseByDownloadId(id);
+  if (!release) throw new CoapError('RELEASE_NOT_FOUND', id);
+  if (release.revoked) throw new CoapError('RELEASE_REVOKED', id, release.version);
+
+  const reply = await imageBlockReply(datagram, block, {
+    totalSize: release.size,
+    etag: Buffer.from(release.sha256, 'hex'),
+    readChunk: (index) => ctx.store.readChunkByDigest(release.sha256, index),
+  });
+  if (reply.code !== CoapCode.content) return reply;
+
+  const log = ctx.logger.child({ version: release.version, block: block.num, szx: block.szx });
+  log.debug('block served');
+  const last = lastBlockNum(release.size, block.blockSize);
+  const time = new Date().toISOString();
+  const detail = `from ${ctx.address}, ${block.blockSize}-byte blocks`;
+  if (block.num === 0) {
+    await ctx.store.appendEvent({ time, type: 'download-started', version: release.version, detail });
+    log.info({ size: release.size }, 'download started');
+  }
+  if (block.num === last) {
+    await ctx.store.appendEvent({ time, type: 'download-finished', version: release.version, detail });
+    log.info({ size: release.size }, 'download finished');
+  }
+  return reply;
+}
+
+function wellKnownCore(datagram: Datagram, ctx: ResourceContext): Reply {
+  negotiateFormat(datagram, [FORMAT_LINK]);
+  const body = Buffer.from(linkFormat(ctx.store.releasesSnapshot()), 'utf8');
+  const options = [{ number: OptionNumber.contentFormat, value: encodeUint(FORMAT_LINK) }];
+  const block = parseBlock2(datagram);
+  if (optionValues(datagram, OptionNumber.block2).length === 0 && body.length <= block.blockSize) {
+    return { code: CoapCode.content, options, payload: body };
+  }
+  return bufferBlockReply(body, block, options);
+}
+
+function contentReply(format: number, payload: Buffer): Reply {
+  return { code: CoapCode.content, options: [{ number: OptionNumber.contentFormat, value: encodeUint(format) }], payload };
+}

@@ -1,0 +1,194 @@
+// The CoAP endpoint: a node-coap 1.5.0 Server on a UDP socket this module binds,
+// with a strict framing check in front of it and the device resources behind it.
+// node-coap keeps its jobs: parsing, the deduplication cache that answers a
+// retransmitted CON from the stored response, and piggybacked ACKs. Responses are
+// written through OutgoingMessage.end, past node-coap's Block2 layer; docs/server.md
+// explains why.
+import dgram from 'node:dgram';
+import type { AddressInfo } from 'node:net';
+import { OutgoingMessage, Server } from 'coap';
+import type pino from 'pino';
+import { CoapError } from '../errors.ts';
+import type { Store } from '../storage/store.ts';
+import { MessageType, parseDatagram, resetFor, type Datagram } from './datagram.ts';
+import { OPTION_NAMES, type Reply } from './reply.ts';
+import { handleRequest } from './resources.ts';
+
+/**
+ * Time node-coap waits for a handler before it sends an empty ACK and a separate
+ * response. 1 s stays below ACK_TIMEOUT (2 s, RFC 7252 section 4.8), so a device does
+ * not retransmit while a handler waits on storage.
+ */
+const PIGGYBACK_REPLY_MS = 1000;
+/** Time close() gives requests in flight before it closes the socket anyway. */
+const DRAIN_TIMEOUT_MS = 5000;
+
+export interface CoapServiceOptions {
+  store: Store;
+  logger: pino.Logger;
+  port: number;
+  /** IPv4 or IPv6 address; "::" accepts IPv4 too where the system allows dual-stack sockets. */
+  bind: string;
+}
+
+export interface CoapService {
+  port: number;
+  address: string;
+  close(): Promise<void>;
+}
+
+interface PendingRequest {
+  datagram: Datagram;
+  key: string;
+}
+
+/** node-coap's Server with its datagram entry point wrapped by the strict framing check. */
+class FilteredServer extends Server {
+  filter: ((msg: Buffer, rsinfo: AddressInfo, inner: (msg: Buffer, rsinfo: AddressInfo) => void) => void) | undefined;
+
+  override handleRequest(): (msg: Buffer, rsinfo: AddressInfo) => void {
+    const inner = super.handleRequest();
+    return (msg, rsinfo) => {
+      if (this.filter) this.filter(msg, rsinfo, inner);
+      else inner(msg, rsinfo);
+    };
+  }
+}
+
+export async function startCoapService(options: CoapServiceOptions): Promise<CoapService> {
+  const { store, logger } = options;
+  const socket = await bindSocket(options.bind, options.port);
+  const server = new FilteredServer({ piggybackReplyMs: PIGGYBACK_REPLY_MS });
+  /** Requests being handled, by endpoint, mid and token: a retransmission that arrives meanwhile is dropped. */
+  const inFlight = new Map<string, Promise<void>>();
+  let pending: PendingRequest | undefined;
+  let closing = false;
+
+  const send = (buffer: Buffer, rsinfo: AddressInfo) => socket.send(buffer, rsinfo.port, rsinfo.address);
+
+  server.filter = (msg, rsinfo, inner) => {
+    if (closing) return;
+    const parsed = parseDatagram(msg);
+    if (!parsed.ok) {
+      logger.warn({ address: rsinfo.address, port: rsinfo.port, bytes: msg.length, mid: parsed.mid, reason: parsed.reason }, 'malformed datagram');
+      // RFC 7252 section 4.2: a Confirmable message that cannot be processed is rejected with a Reset.
+      if (parsed.type === MessageType.con && parsed.mid !== undefined) send(resetFor(parsed.mid), rsinfo);
+      return;
+    }
+    const datagram = parsed.datagram;
+    logger.debug({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid, code: datagram.code, bytes: msg.length }, 'datagram received');
+    if (datagram.code === '0.00') {
+      // An Empty CON is a ping and gets a Reset (RFC 7252 section 4.3); ACK and RST go to node-coap.
+      if (datagram.type === MessageType.con) send(resetFor(datagram.mid), rsinfo);
+      else inner(msg, rsinfo);
+      return;
+    }
+    if (!datagram.code.startsWith('0.')) return;
+
+    const key = `${rsinfo.address}:${rsinfo.port}/${datagram.mid}/${datagram.token.toString('hex')}`;
+    if (inFlight.has(key)) {
+      logger.debug({ address: rsinfo.address, mid: datagram.mid }, 'retransmission of a request in flight dropped');
+      return;
+    }
+    // node-coap calls the request listener synchronously from inner(), or answers from
+    // its deduplication cache without calling it; either way pending is consumed here.
+    pending = { datagram, key };
+    try {
+      inner(msg, rsinfo);
+    } finally {
+      pending = undefined;
+    }
+  };
+
+  server.on('request', (req: { rsinfo: AddressInfo; _packet: { messageId?: number } }, res: OutgoingMessage) => {
+    const current = pending;
+    pending = undefined;
+    const rsinfo = req.rsinfo;
+    const log = logger.child({ mid: req._packet.messageId, address: rsinfo.address });
+    if (!current || current.datagram.mid !== req._packet.messageId) {
+      log.error('request arrived without its parsed datagram; node-coap changed how it dispatches');
+      writeReply(res, errorReply(new CoapError('INTERNAL')), log);
+      return;
+    }
+    const address = `${rsinfo.address}:${rsinfo.port}`;
+    const work = handleRequest(current.datagram, { store, logger: log, address })
+      .catch((err: unknown) => {
+        if (err instanceof CoapError) {
+          const level = err.coapCode.startsWith('5.') ? 'error' : 'warn';
+          log[level]({ code: err.code, coapCode: err.coapCode, reason: err.message }, 'request rejected');
+          return errorReply(err);
+        }
+        log.error({ err }, 'request failed');
+        return errorReply(new CoapError('INTERNAL'));
+      })
+      .then((reply) => writeReply(res, reply, log))
+      .finally(() => inFlight.delete(current.key));
+    inFlight.set(current.key, work);
+  });
+  server.on('error', (err: Error) => logger.error({ err }, 'CoAP server error'));
+  server.listen(socket);
+
+  const bound = socket.address();
+  return {
+    port: bound.port,
+    address: bound.address,
+    async close() {
+      closing = true;
+      const drained = Promise.allSettled([...inFlight.values()]);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          logger.warn({ inFlight: inFlight.size }, 'CoAP requests still in flight at shutdown');
+          resolve();
+        }, DRAIN_TIMEOUT_MS);
+      });
+      await Promise.race([drained, timeout]);
+      clearTimeout(timer);
+      server.close();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+function errorReply(err: CoapError): Reply {
+  // A diagnostic payload is UTF-8 text with no Content-Format (RFC 7252 section 5.5.2).
+  return { code: err.coapCode, options: [], payload: Buffer.from(err.message, 'utf8') };
+}
+
+/**
+ * Writes a reply. OutgoingMessage.prototype.end is called directly because node-coap
+ * 1.5.0's OutMessage.end re-slices any payload when the request has Block2 and adds its
+ * own 2-byte ETag; the blocks here are already sliced and carry a strong ETag.
+ */
+function writeReply(res: OutgoingMessage, reply: Reply, logger: pino.Logger): void {
+  res.on('error', (err: Error) => logger.error({ err }, 'sending the response failed'));
+  res.code = reply.code;
+  res.statusCode = reply.code;
+  for (const option of reply.options) {
+    const name = OPTION_NAMES[option.number];
+    if (!name) throw new Error(`reply option ${option.number} has no node-coap name; add it to OPTION_NAMES`);
+    res.setOption(name as Parameters<OutgoingMessage['setOption']>[0], option.value);
+  }
+  if (res instanceof OutgoingMessage) {
+    OutgoingMessage.prototype.end.call(res, reply.payload);
+  } else {
+    // NOTE: a GET with Observe makes node-coap 1.5.0 hand over an observe stream; it gets
+    // one response and no notifications, since no resource here changes over time.
+    (res as { end(payload: Buffer): void }).end(reply.payload);
+  }
+  logger.debug({ coapCode: reply.code, bytes: reply.payload.length }, 'response sent');
+}
+
+/** Binds a UDP socket; "::" makes it dual-stack (Node sockets default to ipv6Only false). */
+async function bindSocket(bind: string, port: number): Promise<dgram.Socket> {
+  const type = bind.includes(':') ? 'udp6' : 'udp4';
+  const socket = dgram.createSocket({ type, ipv6Only: false });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, bind, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return socket;
+}

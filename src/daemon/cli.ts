@@ -1,0 +1,102 @@
+// Command-line options of ota-server: one table, each option also read from an
+// OTA_* environment variable, and one check that names the option at fault with an
+// example that works.
+import { createPublicKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import yargs from 'yargs';
+import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { DEFAULT_ADMIN_BIND, DEFAULT_ADMIN_PORT, DEFAULT_COAP_PORT } from './server.ts';
+
+export interface CliOptions {
+  coapPort: number;
+  bind?: string;
+  adminPort: number;
+  adminBind: string;
+  dataDir: string;
+  logLevel: LogLevel;
+  adminToken?: string;
+  publicKeyPem?: string;
+}
+
+/** Thrown for an invalid option; main.ts prints it and exits with status 2. */
+export class UsageError extends Error {}
+
+/** Parses argv (without node and script) and the OTA_* environment variables; undefined after --help. */
+export async function parseCli(argv: string[]): Promise<CliOptions | undefined> {
+  const parser = yargs(argv)
+    .scriptName('ota-server')
+    .usage('$0 [options]\n\nServes over-the-air updates to Picos over CoAP and the admin API over HTTP.\nEvery option can also be set through the environment variable shown.')
+    .env('OTA')
+    .options({
+      'coap-port': { type: 'number', default: DEFAULT_COAP_PORT, describe: 'UDP port for CoAP; 0 picks a free one (env OTA_COAP_PORT)' },
+      bind: { type: 'string', describe: 'IPv4 or IPv6 address for CoAP; default "::" (dual-stack) where IPv6 exists, else 0.0.0.0 (env OTA_BIND)' },
+      'admin-port': { type: 'number', default: DEFAULT_ADMIN_PORT, describe: 'TCP port for the admin HTTP API; 0 picks a free one (env OTA_ADMIN_PORT)' },
+      'admin-bind': { type: 'string', default: DEFAULT_ADMIN_BIND, describe: 'IPv4 or IPv6 address for the admin API (env OTA_ADMIN_BIND)' },
+      'data-dir': { type: 'string', default: './data', describe: 'folder of the LevelDB database and the admin-token file (env OTA_DATA_DIR)' },
+      'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'lowest pino level written to stdout (env OTA_LOG_LEVEL)' },
+      'admin-token': { type: 'string', describe: 'bearer token of the admin API; default: read or create <data-dir>/admin-token, mode 0600 (env OTA_ADMIN_TOKEN)' },
+      'public-key': { type: 'string', describe: 'PEM file of the Ed25519 public key; publishes whose signature does not verify are rejected (env OTA_PUBLIC_KEY)' },
+    })
+    .check((args) => {
+      checkPort('--coap-port', args['coap-port'], '--coap-port 5683');
+      checkPort('--admin-port', args['admin-port'], '--admin-port 3000');
+      if (args.bind !== undefined) checkAddress('--bind', args.bind, '--bind 0.0.0.0 or --bind ::');
+      checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
+      if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
+      if (args['admin-token'] !== undefined && args['admin-token'].length < 16) {
+        throw new UsageError('--admin-token must be at least 16 characters; example: --admin-token "$(openssl rand -hex 32)"');
+      }
+      return true;
+    })
+    .strict()
+    .help()
+    .version(false)
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw err instanceof UsageError ? err : new UsageError(`${message ?? err?.message}; run ota-server --help for the options`);
+    });
+  const args = await parser.parseAsync();
+  if (args.help === true) return undefined;
+
+  const options: CliOptions = {
+    coapPort: args['coap-port'],
+    adminPort: args['admin-port'],
+    adminBind: args['admin-bind'],
+    dataDir: args['data-dir'],
+    logLevel: args['log-level'] as LogLevel,
+  };
+  if (args.bind !== undefined) options.bind = args.bind;
+  if (args['admin-token'] !== undefined) options.adminToken = args['admin-token'];
+  if (args['public-key'] !== undefined) options.publicKeyPem = readPublicKey(args['public-key']);
+  return options;
+}
+
+function checkPort(flag: string, value: number, example: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new UsageError(`${flag} must be an integer 0..65535 (0 picks a free port), got ${value}; example: ${example}`);
+  }
+}
+
+function checkAddress(flag: string, value: string, example: string): void {
+  if (isIP(value) === 0) throw new UsageError(`${flag} must be an IPv4 or IPv6 address, got "${value}"; example: ${example}`);
+}
+
+function readPublicKey(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--public-key file ${file} cannot be read (${(err as Error).message}); example: --public-key ./release-key.pub.pem`);
+  }
+  let type: string | undefined;
+  try {
+    type = createPublicKey(pem).asymmetricKeyType;
+  } catch {
+    type = undefined;
+  }
+  if (type !== 'ed25519') {
+    throw new UsageError(`--public-key file ${file} must hold an Ed25519 public key in PEM, got ${type ?? 'no public key'}; example: --public-key ./release-key.pub.pem`);
+  }
+  return pem;
+}

@@ -1,0 +1,121 @@
+// Programmatic start of the whole daemon: storage, the CoAP endpoint and the admin
+// HTTP server, with one close() that stops them in order. main.ts wraps it for the
+// command line; tests call it in-process.
+import { mkdir } from 'node:fs/promises';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type pino from 'pino';
+import { createAdminServer } from '../admin/server.ts';
+import { startCoapService, type CoapService } from '../coap/server.ts';
+import { Store } from '../storage/store.ts';
+import { resolveAdminToken } from './token.ts';
+
+export const DEFAULT_COAP_PORT = 5683;
+export const DEFAULT_ADMIN_PORT = 3000;
+export const DEFAULT_ADMIN_BIND = '127.0.0.1';
+/** Time close() gives open admin connections before it cuts them. */
+const ADMIN_CLOSE_TIMEOUT_MS = 5000;
+
+export interface ServerOptions {
+  dataDir: string;
+  logger: pino.Logger;
+  /** UDP port for CoAP; 0 picks a free one. */
+  coapPort?: number;
+  /** CoAP address; unset means "::" (dual-stack) where the system has IPv6, else 0.0.0.0. */
+  bind?: string;
+  /** TCP port for the admin API; 0 picks a free one. */
+  adminPort?: number;
+  adminBind?: string;
+  /** Admin bearer token; unset means read or create <dataDir>/admin-token. */
+  adminToken?: string;
+  /** Ed25519 public key (PEM) that published releases must verify against. */
+  publicKeyPem?: string;
+}
+
+export interface RunningServer {
+  coapPort: number;
+  adminPort: number;
+  store: Store;
+  close(): Promise<void>;
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const logger = options.logger;
+  await mkdir(options.dataDir, { recursive: true });
+  const store = await Store.open(options.dataDir, logger.child({ component: 'storage' }));
+  let coap: CoapService | undefined;
+  let admin: http.Server | undefined;
+  try {
+    const token = await resolveAdminToken(options.dataDir, options.adminToken, logger);
+    coap = await startCoap(store, logger, options.coapPort ?? DEFAULT_COAP_PORT, options.bind);
+    admin = createAdminServer({
+      store,
+      token,
+      logger: logger.child({ component: 'admin' }),
+      ...(options.publicKeyPem === undefined ? {} : { publicKeyPem: options.publicKeyPem }),
+    });
+    await listenHttp(admin, options.adminPort ?? DEFAULT_ADMIN_PORT, options.adminBind ?? DEFAULT_ADMIN_BIND);
+  } catch (err) {
+    await coap?.close();
+    if (admin?.listening) await closeHttp(admin);
+    await store.close();
+    throw err;
+  }
+
+  const coapService = coap;
+  const adminServer = admin;
+  const adminPort = (adminServer.address() as AddressInfo).port;
+  logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort }, 'listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    coapPort: coapService.port,
+    adminPort,
+    store,
+    close() {
+      closing ??= (async () => {
+        logger.info('shutting down');
+        await Promise.all([coapService.close(), closeHttp(adminServer)]);
+        await store.close();
+        logger.info('stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
+async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined): Promise<CoapService> {
+  const coapLogger = logger.child({ component: 'coap' });
+  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind });
+  try {
+    return await startCoapService({ store, logger: coapLogger, port, bind: '::' });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EPROTONOSUPPORT') throw err;
+    logger.warn({ err }, 'IPv6 is not available; CoAP listens on 0.0.0.0 only');
+    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0' });
+  }
+}
+
+function listenHttp(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Stops accepting, lets running requests finish, and cuts idle or slow connections. */
+function closeHttp(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), ADMIN_CLOSE_TIMEOUT_MS);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,38 @@
+// Offer selection: which release, if any, a device that checks in is offered. Pure
+// functions over release records, so the CoAP side and the admin side agree.
+import { createHash } from 'node:crypto';
+import type { ReleaseRecord } from '../storage/store.ts';
+import { compareSemVer, parseSemVer, type SemVer } from './semver.ts';
+
+/**
+ * Returns the rollout cohort of a device for one release, 0..99: the first 4 bytes of
+ * SHA-256("<device id>/<version>") as a big-endian integer, modulo 100. The hash is
+ * stable, so raising the percentage only adds devices and never flips one out.
+ */
+export function rolloutCohort(deviceId: string, version: string): number {
+  const digest = createHash('sha256').update(`${deviceId}/${version}`, 'utf8').digest();
+  return digest.readUInt32BE(0) % 100;
+}
+
+export function inRollout(deviceId: string, release: Pick<ReleaseRecord, 'version' | 'rollout'>): boolean {
+  return rolloutCohort(deviceId, release.version) < release.rollout;
+}
+
+/**
+ * Picks the highest release in the device's channel that is newer than what it runs,
+ * not revoked, and whose rollout includes the device; undefined when none is.
+ */
+export function selectOffer(
+  releases: readonly ReleaseRecord[],
+  device: { id: string; version: SemVer; channel: string },
+): ReleaseRecord | undefined {
+  let best: { record: ReleaseRecord; version: SemVer } | undefined;
+  for (const record of releases) {
+    if (record.revoked || record.channel !== device.channel) continue;
+    const version = parseSemVer(record.version);
+    if (!version || compareSemVer(version, device.version) <= 0) continue;
+    if (!inRollout(device.id, record)) continue;
+    if (!best || compareSemVer(version, best.version) > 0) best = { record, version };
+  }
+  return best?.record;
+}
