@@ -43,7 +43,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
 function tooLarge(bytes: number, maxBytes: number): AdminError {
   return new AdminError(
     'BODY_TOO_LARGE',
-    `request body of at least ${bytes} bytes exceeds the limit of ${maxBytes} bytes; send a smaller payload or start ota-server with a larger --admin-max-body`,
+    `request body of at least ${bytes} bytes exceeds the limit of ${maxBytes} bytes; publish a smaller payload (base64 in the body adds a third to its size)`,
   );
 }
 

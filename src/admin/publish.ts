@@ -162,7 +162,8 @@ function requireInteger(body: Record<string, unknown>, field: string, min: numbe
 function requireHex(body: Record<string, unknown>, field: string, length: number): string {
   const value = requireString(body, field);
   if (value.length !== length || !/^[0-9a-fA-F]*$/.test(value)) {
-    throw new AdminError('FIELD_INVALID', `${field} must be ${length} hex characters, got ${value.length} characters "${value.slice(0, 16)}…"`, { field });
+    const preview = value.length > 16 ? `${value.slice(0, 16)}…` : value;
+    throw new AdminError('FIELD_INVALID', `${field} must be ${length} hex characters, got ${value.length} characters "${preview}"`, { field });
   }
   return value.toLowerCase();
 }

@@ -1,6 +1,6 @@
 // Handlers of the admin HTTP API: releases (publish, list, revoke, rollout), devices,
 // events and the health check. Each handler returns a status and a JSON-ready body or
-// throws an AdminError; server.ts does the HTTP framing and the bearer token check.
+// throws an AdminError. server.ts does the HTTP framing and the bearer token check.
 import type { KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
@@ -13,7 +13,7 @@ import { checkRollout, rejectUnknownFields, validatePublish } from './publish.ts
 export const DEFAULT_EVENT_LIMIT = 100;
 export const MAX_EVENT_LIMIT = 1000;
 
-/** What every handler gets: the request, its path parameters and the server's parts. */
+/** Inputs of every handler: the request, its path parameters and the server's parts. */
 export interface RouteContext {
   req: IncomingMessage;
   url: URL;

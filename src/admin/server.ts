@@ -1,8 +1,9 @@
 // Admin HTTP API of ota-server: route table, bearer token check for mutations, JSON
 // framing of results and errors, and the dashboard page. The device-facing CoAP
-// side lives in src/daemon; both share one Store.
+// side lives in src/daemon, and both share one Store.
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Store } from '../storage/store.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
@@ -17,7 +18,7 @@ export interface AdminServerOptions {
   /** Bearer token that mutations must carry. */
   token: string;
   logger: Logger;
-  /** Ed25519 public key (PEM); when set, publish rejects signatures that do not verify. */
+  /** Ed25519 public key in PEM. When set, publish rejects signatures that do not verify. */
   publicKeyPem?: string;
   /** Body limit in bytes, default 16 MiB. */
   maxBodyBytes?: number;
@@ -47,7 +48,7 @@ const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/updates$/, auth: false, handler: routes.listReleases },
 ];
 
-/** Creates the admin HTTP server; the caller listens on it and closes it. */
+/** Creates the admin HTTP server. The caller listens on it and closes it. */
 export function createAdminServer(options: AdminServerOptions): http.Server {
   if (options.token.length === 0) {
     throw new Error('admin token is empty; pass --admin-token or set OTA_ADMIN_TOKEN to a long random string');
@@ -82,6 +83,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
 
   async function handle(req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
     try {
+      checkHost(req);
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
 
@@ -138,6 +140,26 @@ function methodNotAllowed(path: string, method: string, allowed: string[]): Admi
   });
 }
 
+/**
+ * Rejects a request that reached a loopback socket under a DNS name other than
+ * localhost. Reads need no token, so without this check a web page whose DNS name
+ * is rebound to 127.0.0.1 could read the device list through the browser.
+ */
+function checkHost(req: IncomingMessage): void {
+  const local = req.socket.localAddress ?? '';
+  const loopback = local.startsWith('127.') || local === '::1' || local.startsWith('::ffff:127.');
+  if (!loopback) return;
+  const host = (req.headers.host ?? '').toLowerCase();
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:[0-9]*$/, '');
+  const allowed = name === '' || name === 'localhost' || isIP(name.replace(/^\[|\]$/g, '')) !== 0;
+  if (!allowed) {
+    throw new AdminError(
+      'HOST_REJECTED',
+      `Host "${host}" is not served on a loopback address; connect as 127.0.0.1, [::1] or localhost`,
+    );
+  }
+}
+
 /** SHA-256 of the token, so the comparison runs in constant time over equal lengths. */
 function digestToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
@@ -188,13 +210,14 @@ function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, logg
   }
   const response = error ?? new AdminError('INTERNAL', `${req.method} ${req.url} failed inside the server; see the server log for the cause`);
 
-  const headers: Record<string, string> = { ...response.headers };
-  // The body was not read to its end: close the connection rather than read the rest.
-  if (!req.readableEnded) headers.Connection = 'close';
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  const headers: Record<string, string> = { ...response.headers };
+  // Part of the body has not arrived: close the connection after the response rather
+  // than receive the rest, which may be large or endless.
+  if (!req.complete) headers.Connection = 'close';
   sendJson(res, response.status, response.toJSON(), headers);
-  if (!req.readableEnded) req.resume();
+  req.resume();
 }

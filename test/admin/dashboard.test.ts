@@ -17,8 +17,7 @@ const chromium = CHROMIUM_CANDIDATES.find((path): path is string => path !== und
 
 /**
  * Loads a page in headless Chromium and returns the DOM after its scripts ran. The
- * virtual time budget lets the page's timers and fetches finish before the dump
- * (Chromium holds virtual time while fetches are pending).
+ * virtual time budget lets the page's first refresh finish before the dump.
  */
 async function dumpDom(url: string): Promise<string> {
   const profile = await mkdtemp(join(tmpdir(), 'ota-chromium-'));

@@ -76,7 +76,7 @@ export interface JsonResponse {
   body: any;
 }
 
-/** Sends a request with an optional JSON body; token null sends no Authorization. */
+/** Sends a request with an optional JSON body. A null token sends no Authorization header. */
 export async function call(
   baseUrl: string,
   method: string,

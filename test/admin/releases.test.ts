@@ -1,5 +1,6 @@
 // Release listing, revoke and rollout changes, routing errors and the health check
 // on the real admin server and a real Store.
+import http from 'node:http';
 import { afterEach, describe, expect, test } from 'vitest';
 import { call, releaseBody, startAdmin, TOKEN, type AdminHarness } from './helpers.ts';
 
@@ -193,4 +194,26 @@ describe('routing', () => {
     expect(response.body.error.code).toBe('METHOD_NOT_ALLOWED');
     expect(response.headers.get('allow')).toBe('GET, POST, HEAD');
   });
+
+  test('foreign Host is 421', async () => {
+    admin = await startAdmin();
+    for (const [host, status] of [['attacker.example:3000', 421], ['localhost:3000', 200], ['127.0.0.1', 200], ['[::1]:3000', 200]] as const) {
+      const response = await getWithHost('/api/devices', host);
+      expect(response.status, host).toBe(status);
+      if (status === 421) expect(JSON.parse(response.body).error.code).toBe('HOST_REJECTED');
+    }
+  });
 });
+
+/** Sends a GET with a chosen Host header, which fetch does not allow. */
+function getWithHost(path: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(path, admin.baseUrl), { headers: { Host: host } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (part: Buffer) => parts.push(part));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
