@@ -87,9 +87,11 @@ export class AdminClient {
         signal: AbortSignal.timeout(ADMIN_TIMEOUT_MS),
       });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      // fetch() rejects with "fetch failed" and puts the socket error under cause.
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const reason = cause?.code ?? cause?.message ?? (error as Error).message;
       throw new CliError(
-        `${method} ${url} failed (${cause}); check that ota-server runs and that --server names its admin port`,
+        `${method} ${url} failed (${reason}); check that ota-server runs and that --server names its admin port`,
         'ota-tool releases --server http://127.0.0.1:3000',
         'SERVER_UNREACHABLE',
       );
