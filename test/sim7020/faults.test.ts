@@ -123,16 +123,16 @@ describe('sim7020 datagram faults', () => {
   });
 
   it('adds latency per direction', async () => {
-    const modem = await connectedModem({ uplinkLatencyMs: 120, downlinkLatencyMs: 80 });
+    const modem = await connectedModem({ uplinkLatencyMs: 300, downlinkLatencyMs: 200 });
     const startMs = performance.now();
     await command(modem.sim, modem.tap, `AT+CCOAPSEND=1,4,"${COAP_GET_HEX}"`);
-    await sleep(60);
+    await sleep(100);
     expect(modem.server.received).toHaveLength(0);
     await modem.tap.waitForLine(/^\+CCOAPNMI/);
     const roundTripMs = performance.now() - startMs;
     expect(modem.server.received).toHaveLength(1);
-    expect(roundTripMs).toBeGreaterThanOrEqual(195);
-    expect(roundTripMs).toBeLessThan(1000);
+    expect(roundTripMs).toBeGreaterThanOrEqual(495);
+    expect(roundTripMs).toBeLessThan(2000);
   });
 });
 
@@ -168,7 +168,7 @@ describe('sim7020 reset and hang faults', () => {
     const modem = await connectedModem({});
     modem.sim.hang();
     expect(await expectSilence(modem.sim, modem.tap, 'AT')).toBe('');
-    await pulsePwrkey(modem.sim, 20);
+    await pulsePwrkey(modem.sim, 5);
     expect(modem.sim.state).toBe('hung');
     await pulsePwrkey(modem.sim, 60);
     expect(modem.sim.state).toBe('off');

@@ -17,7 +17,7 @@ export class UartTap {
     });
   }
 
-  /** Non-empty lines received so far; an echoed command keeps no trailing CR. */
+  /** Returns the non-empty lines received so far, echoed commands without their trailing CR. */
   lines(): string[] {
     return this.raw
       .split('\r\n')
@@ -37,7 +37,7 @@ export class UartTap {
         return found;
       }
       if (Date.now() > deadline) {
-        throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; received ${JSON.stringify(this.raw)}`);
+        throw new Error(`timed out after ${timeoutMs} ms waiting for a line matching ${pattern}, received ${JSON.stringify(this.raw)}`);
       }
       await sleep(5);
     }
@@ -70,7 +70,7 @@ export async function expectSilence(sim: Sim7020Simulator, tap: UartTap, line: s
   return tap.raw;
 }
 
-/** A simulator that is on, attached and has echo off, plus its tap. */
+/** Creates a simulator that is on, attached and has echo off, with a tap on its output. */
 export function readyModem(options: Sim7020Options = {}): { sim: Sim7020Simulator; tap: UartTap } {
   const sim = new Sim7020Simulator({ startOn: true, echo: false, pwrkeyMinMs: 50, bootDelayMs: 50, networkAttachDelayMs: 0, ...options });
   return { sim, tap: new UartTap(sim) };
@@ -91,7 +91,7 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
-/** UDP server on 127.0.0.1 that answers every datagram with the same bytes, after replyDelayMs. */
+/** Starts a UDP server on 127.0.0.1 that returns every datagram to its sender after replyDelayMs. */
 export async function startEchoServer(replyDelayMs = 0, echo = true): Promise<EchoServer> {
   const socket = dgram.createSocket('udp4');
   const received: Buffer[] = [];
@@ -117,7 +117,7 @@ export async function startEchoServer(replyDelayMs = 0, echo = true): Promise<Ec
 }
 
 /**
- * A 4-byte CoAP message (RFC 7252 section 3): 0x40 = version 1, CON, no token;
- * 0x01 = GET; 0x1234 = message id.
+ * A 4-byte CoAP message (RFC 7252 section 3): 0x40 is version 1, CON, no token, then
+ * 0x01 is GET and 0x1234 the message id.
  */
 export const COAP_GET_HEX = '40011234';

@@ -1,5 +1,5 @@
-// Interop: a CoAP request carried by the simulator reaches libcoap's coap-server and
-// its answer comes back as +CCOAPNMI.
+// Interop: a CoAP request carried by the simulator reaches libcoap's coap-server, and
+// the server's response comes back as +CCOAPNMI.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -35,8 +35,8 @@ describe('sim7020 with libcoap', () => {
     sim = modem.sim;
     await command(sim, modem.tap, `AT+CCOAPNEW="127.0.0.1",${port},1`);
 
-    // CON GET, message id 0x0001, no token; Uri-Path ".well-known" (option 11, length 11:
-    // 0xbb) and "core" (delta 0, length 4: 0x04). RFC 7252 sections 3 and 3.1.
+    // CON GET with message id 0x0001 and no token, then Uri-Path ".well-known" (option 11,
+    // length 11: 0xbb) and "core" (delta 0, length 4: 0x04), per RFC 7252 sections 3 and 3.1.
     const request = '40010001' + 'bb' + Buffer.from('.well-known').toString('hex') + '04' + Buffer.from('core').toString('hex');
     const length = request.length / 2;
     let urc: string | undefined;

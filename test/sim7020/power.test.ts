@@ -42,7 +42,7 @@ describe('sim7020 power', () => {
   it('ignores a pulse shorter than pwrkeyMinMs', async () => {
     const logs: string[] = [];
     sim = new Sim7020Simulator({ pwrkeyMinMs: 50, bootDelayMs: 10, logger: (line) => logs.push(line) });
-    await pulsePwrkey(sim, 20);
+    await pulsePwrkey(sim, 5);
     await sleep(30);
     expect(sim.state).toBe('off');
     expect(logs.some((line) => line.includes('ignored, shorter than 50 ms'))).toBe(true);
@@ -102,7 +102,7 @@ describe('sim7020 radio model', () => {
     expect(sim.stats().radio.connectedNow).toBe(false);
     await command(sim, modem.tap, `AT+CCOAPSEND=1,4,"${COAP_GET_HEX}"`);
     await modem.tap.waitForLine(/^\+CCOAPNMI/);
-    // Session 1: 1000..1050 plus 100 ms timer; session 2: 5000 plus 100 ms timer.
+    // Session 1 lasts from 1000 to 1050 plus the 100 ms timer, session 2 from 5000 plus the timer.
     expect(sim.stats().radio).toEqual({ sessions: 2, connectedMs: 250, connectedNow: true });
 
     sim.resetStats();

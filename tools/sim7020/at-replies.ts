@@ -3,8 +3,8 @@
 // the same table for readers without the code.
 
 /**
- * Frames one response line the V.250 verbose way: CR LF before and after the text.
- * Consecutive lines therefore show up as blank lines between them, as in the 1nce
+ * Frames one response line in the verbose form: CR LF before and after the text.
+ * Consecutive lines therefore show up with blank lines between them, as in the 1nce
  * SIM7020E CoAP example (help.1nce.com "SIM7020E 1NCE OS CoAP": "+CCOAPNEW: 1",
  * blank line, "OK").
  */
@@ -12,11 +12,11 @@ export function frameLine(text: string): string {
   return `\r\n${text}\r\n`;
 }
 
-/** Final result codes (V.250 verbose form), used by every SIMCom driver read. */
+/** Final result codes in verbose form, as every SIMCom driver read expects them. */
 export const RESULT_OK = 'OK';
 export const RESULT_ERROR = 'ERROR';
 
-/** Extended error form `+CME ERROR: <n>` (3GPP TS 27.007 section 9.2, numeric mode). */
+/** Extended error `+CME ERROR: <n>` in numeric form, as Nordic's nRF91 AT reference shows it. */
 export function cmeError(code: number): string {
   return `+CME ERROR: ${code}`;
 }

@@ -5,8 +5,8 @@
 /** An injected failure reply for commands that match. */
 export interface ErrorFault {
   /**
-   * Which commands fail: a string matches a command line that starts with it
-   * (case-insensitive, such as "AT+CCOAPSEND"); a RegExp is tested against the line.
+   * Pattern of the failing commands. A string matches command lines that start with it
+   * (case-insensitive, such as "AT+CCOAPSEND"). A RegExp is tested against the line.
    */
   match: string | RegExp;
   /** Reply `+CME ERROR: <cme>` instead of `ERROR`. */
@@ -42,7 +42,7 @@ export interface Sim7020Faults {
   seed?: number;
 }
 
-/** Marsaglia's xorshift32: tiny, fast and reproducible; not for cryptography. */
+/** Marsaglia's xorshift32 generator: small, fast and reproducible, but not for cryptography. */
 export class SeededRandom {
   private state: number;
 
@@ -63,7 +63,7 @@ export class SeededRandom {
     return x / 0x1_0000_0000;
   }
 
-  /** Returns true with the given probability; draws nothing when it is 0 or 1. */
+  /** Returns true with the given probability. It draws no number when the probability is 0 or 1. */
   chance(probability: number | undefined): boolean {
     if (probability === undefined || probability <= 0) {
       return false;
@@ -140,7 +140,7 @@ export class FaultInjector {
     return this.config.downlinkLatencyMs ?? 0;
   }
 
-  /** Counts one accepted AT+CCOAPSEND; returns true when the modem must reset now. */
+  /** Counts one accepted AT+CCOAPSEND and returns true when the modem must reset now. */
   countSendAndCheckReset(): boolean {
     if (this.sendsLeftBeforeReset === undefined) {
       return false;

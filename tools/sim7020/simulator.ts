@@ -1,8 +1,8 @@
-// SIM7020E NB-IoT modem model as the Pico sees it on UART0: AT command parser with
+// SIM7020E NB-IoT modem model, seen from the Pico's UART0: AT command parser with
 // echo, power states driven by PWRKEY on GP14, and CoAP contexts whose datagrams
-// travel over real UDP sockets on 127.0.0.1. Like the real modem it is a UDP pipe:
-// it never parses, retransmits or deduplicates CoAP messages. Faults and counters
-// are here for tests and benchmarks. docs/sim7020.md lists every command and reply.
+// travel over real UDP sockets on 127.0.0.1. Like the real modem it is a UDP pipe,
+// so it never parses, retransmits or deduplicates CoAP messages. Faults and counters
+// serve tests and benchmarks. docs/sim7020.md lists every command and reply.
 
 import * as replies from './at-replies.ts';
 import { isIpv4, parseCommand, parseInteger, splitArgs } from './at-parse.ts';
@@ -23,12 +23,12 @@ import type { UartPeer } from './uart-peer.ts';
 export const PWRKEY_PIN = 14;
 
 /**
- * Largest CoAP datagram AT+CCOAPSEND accepts, in bytes. Kampi/ESP32-SIM70XX
- * (SIM7020_CoAP_Transmit) rejects more than 512; the manual's own limit was not read.
+ * Maximum CoAP datagram AT+CCOAPSEND accepts, in bytes. Kampi/ESP32-SIM70XX
+ * (SIM7020_CoAP_Transmit) rejects more than 512. The manual's own limit is unknown.
  */
 export const MAX_SEND_BYTES = 512;
 
-/** Longest command line kept, in characters: a 512-byte AT+CCOAPSEND needs about 1050. Assumed. */
+/** Maximum command line length in characters (assumed). A 512-byte AT+CCOAPSEND needs about 1050. */
 export const MAX_COMMAND_LINE_CHARS = 2048;
 
 export type PowerState = 'off' | 'booting' | 'on' | 'hung';
@@ -36,11 +36,11 @@ export type PowerState = 'off' | 'booting' | 'on' | 'hung';
 export interface Sim7020Options {
   /** Shortest PWRKEY high pulse in ms that toggles power. Default 800. */
   pwrkeyMinMs?: number;
-  /** Time in ms from power-on (or reset) until the modem answers AT. Default 2000 (estimate). */
+  /** Time in ms from power-on (or reset) until the modem responds to AT. Default 2000 (estimate). */
   bootDelayMs?: number;
   /** Modem already on and attached, as after a Pico reset. Default false. */
   startOn?: boolean;
-  /** Echo state when startOn is true. Default true; after every boot echo is on. */
+  /** Echo state when startOn is true. Default true. Every boot turns echo on. */
   echo?: boolean;
   /** Time in ms from boot or AT+CFUN=1 until the network attach completes. Default 1000. */
   networkAttachDelayMs?: number;
@@ -48,7 +48,7 @@ export interface Sim7020Options {
   dns?: Record<string, string>;
   /** Delay in ms before a +CDNSGIP URC. Default 0. */
   dnsDelayMs?: number;
-  /** Addresses AT+CCOAPNEW accepts. Default ["127.0.0.1"]; traffic never goes elsewhere. */
+  /** Addresses AT+CCOAPNEW accepts. Default ["127.0.0.1"], so no datagram leaves loopback. */
   allowedTargets?: string[];
   /**
    * Delay in ms between a command's echo and its replies. Default 0. URCs that arrive
@@ -159,7 +159,7 @@ export class Sim7020Simulator implements UartPeer {
       if (byte === 0x0d) {
         this.completeLine();
       } else if (byte === 0x0a) {
-        // V.250 ends a command with CR only; an LF after it is ignored.
+        // A command ends with CR, so an LF that some drivers add is ignored.
       } else if (this.inputLine.length >= MAX_COMMAND_LINE_CHARS) {
         this.inputOverflow = true;
       } else {
@@ -225,12 +225,12 @@ export class Sim7020Simulator implements UartPeer {
     return this.contexts.get(contextId)?.localPort;
   }
 
-  /** Replaces every fault switch; see Sim7020Faults. */
+  /** Replaces every fault switch (see Sim7020Faults). */
   set faults(faults: Sim7020Faults) {
     this.injector.faults = faults;
   }
 
-  /** Resets the modem now: contexts close, it stays silent for bootDelayMs, then answers with echo on. */
+  /** Resets the modem now: contexts close, it stays silent for bootDelayMs, then responds with echo on. */
   resetModem(): void {
     this.log('fault: modem reset');
     this.counters.resets += 1;
@@ -238,7 +238,7 @@ export class Sim7020Simulator implements UartPeer {
     this.powerOn();
   }
 
-  /** Makes the modem stop answering until a PWRKEY pulse or a power cut turns it off. */
+  /** Makes the modem stop responding until a PWRKEY pulse or a power cut turns it off. */
   hang(): void {
     this.log('fault: modem hangs');
     this.shutDown('hung');
@@ -252,7 +252,7 @@ export class Sim7020Simulator implements UartPeer {
     };
   }
 
-  /** Zeroes every counter and the radio model; open contexts restart from zero. */
+  /** Zeroes every counter and the radio model. Open contexts restart from zero. */
   resetStats(): void {
     this.counters = this.freshCounters();
     for (const context of this.contexts.values()) {
@@ -357,7 +357,7 @@ export class Sim7020Simulator implements UartPeer {
     const overflow = this.inputOverflow;
     this.inputLine = '';
     this.inputOverflow = false;
-    // NOTE: the whole line is echoed when CR arrives; the real modem echoes each character as it comes.
+    // NOTE: the whole line is echoed when CR arrives, but the real modem echoes each character as it comes.
     if (this.echo) {
       this.transmit(`${line}\r`);
     }
@@ -496,7 +496,7 @@ export class Sim7020Simulator implements UartPeer {
     if (pdpType?.toUpperCase() !== 'IP' || apn === undefined) {
       return ERROR;
     }
-    // NOTE: accepted at any functionality level; whether the SIM7020 needs AT+CFUN=0 first is unknown.
+    // NOTE: accepted at any functionality level. Whether the SIM7020 needs AT+CFUN=0 first is unknown.
     this.apn = apn;
     return OK;
   }
@@ -531,7 +531,7 @@ export class Sim7020Simulator implements UartPeer {
     if (host === undefined || host === '' || !this.attached) {
       return ERROR;
     }
-    // NOTE: an IPv4 literal resolves to itself here; what the SIM7020 does with one is unknown.
+    // NOTE: an IPv4 literal resolves to itself here. What the SIM7020 does with one is unknown.
     const ip = isIpv4(host) ? host : this.options.dns[host];
     const urc = ip === undefined ? replies.cdnsgipFailed(replies.DNS_ERROR_NOT_FOUND) : replies.cdnsgipResolved(host, ip);
     const epoch = this.epoch;
@@ -565,6 +565,7 @@ export class Sim7020Simulator implements UartPeer {
     if (!this.attached || this.contexts.size >= this.options.maxContexts) {
       return ERROR;
     }
+
     let id = 1;
     while (this.contexts.has(id)) {
       id += 1;
@@ -581,6 +582,7 @@ export class Sim7020Simulator implements UartPeer {
       this.closeContext(context);
       return ERROR;
     }
+
     this.contexts.set(id, context);
     this.counters.contexts.push(context.stats);
     this.log(`udp: context ${id} open on port ${context.localPort} for ${address}:${port}`);

@@ -14,7 +14,7 @@ export interface TrafficCounters {
 }
 
 export interface ContextStats {
-  /** Context id from +CCOAPNEW; ids are reused after AT+CCOAPDEL. */
+  /** Context id from +CCOAPNEW. AT+CCOAPDEL frees an id for reuse. */
   id: number;
   /** "address:port" of the CoAP server. */
   target: string;
@@ -58,9 +58,9 @@ export interface SimStats {
   downlinkLost: number;
   uplinkDuplicated: number;
   downlinkDuplicated: number;
-  /** Command lines executed (blank lines and lines received while not answering excluded). */
+  /** Command lines executed, without blank lines and lines received while the modem was not responding. */
   atCommands: number;
-  /** Modem resets by the reset fault or resetModem(); PWRKEY and power cuts are not resets. */
+  /** Modem resets by the reset fault or resetModem(). PWRKEY and power cuts do not count. */
   resets: number;
   powerOns: number;
   radio: RadioStats;
@@ -111,9 +111,9 @@ export class RadioModel {
 }
 
 /**
- * Decodes a T3412 extended value (GPRS Timer 3, 3GPP TS 24.008 table 10.5.163a): bits
- * 8..6 select the unit, bits 5..1 the multiplier. Returns null when deactivated or not
- * 8 binary digits.
+ * Decodes a T3412 extended value (GPRS Timer 3, 3GPP TS 24.008 table 10.5.163a, as
+ * summarized in Nordic's nRF91 +CPSMS reference): bits 8..6 select the unit, bits 5..1
+ * the multiplier. Returns null when deactivated or not 8 binary digits.
  */
 export function decodePeriodicTauS(bits: string): number | null {
   const unitsS = [600, 3600, 36_000, 2, 30, 60, 1_152_000];
@@ -122,7 +122,7 @@ export function decodePeriodicTauS(bits: string): number | null {
 
 /**
  * Decodes a T3324 value (GPRS Timer 2, 3GPP TS 24.008 table 10.5.163): units 2 s,
- * 1 min, 6 min; other units are read as 1 min, as the table says.
+ * 1 min and 6 min. The table defines the other units as 1 min.
  */
 export function decodeActiveTimeS(bits: string): number | null {
   const unitsS = [2, 60, 360, 60, 60, 60, 60];
