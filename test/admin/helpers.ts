@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type http from 'node:http';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createAdminServer } from '../../src/admin/server.ts';
 import { Encoding, type EncodingName } from '../../src/protocol/constants.ts';
 import { sha256, signedMessage } from '../../src/protocol/manifest.ts';
@@ -22,11 +22,13 @@ export interface AdminHarness {
 }
 
 /** Starts the admin server on a real Store in a fresh temporary folder. */
-export async function startAdmin(options: { publicKeyPem?: string; maxBodyBytes?: number } = {}): Promise<AdminHarness> {
+export async function startAdmin(
+  options: { publicKeyPem?: string; maxBodyBytes?: number; logger?: Logger } = {},
+): Promise<AdminHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'ota-admin-'));
-  const logger = pino({ level: 'silent' });
+  const logger = options.logger ?? pino({ level: 'silent' });
   const store = await Store.open(dir, logger);
-  const server = createAdminServer({ store, token: TOKEN, logger, ...options });
+  const server = createAdminServer({ store, token: TOKEN, ...options, logger });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

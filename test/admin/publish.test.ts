@@ -1,6 +1,8 @@
 // POST /api/releases on the real admin server and a real Store: the accepted release,
 // and every rejection with its status, stable code and an unchanged store.
 import http from 'node:http';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, describe, expect, test } from 'vitest';
 import { sha256 } from '../../src/protocol/manifest.ts';
@@ -100,6 +102,25 @@ describe('publish auth', () => {
         body: JSON.stringify(releaseBody('1.0.0')),
       }).then(async (r) => ({ status: r.status, headers: r.headers, body: await r.json() }));
     await expectRejected(send, 401, 'TOKEN_MISSING');
+  });
+
+  test('logs never contain the token', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    admin = await startAdmin({ logger: pino({ level: 'debug' }, sink) });
+    expect((await publish(releaseBody('1.0.0'))).status).toBe(201);
+    expect((await publish(releaseBody('1.0.1'), `${TOKEN}-wrong`)).status).toBe(403);
+    expect((await publish(releaseBody('1.0.2'), null)).status).toBe(401);
+
+    const log = lines.join('');
+    expect(log).toContain('release published');
+    expect(log).toContain('admin request with wrong bearer token');
+    expect(log).not.toContain(TOKEN);
   });
 
   test('token checked before body', async () => {
