@@ -88,7 +88,7 @@ describe('coap codec', () => {
   });
 });
 
-/** Binds a UDP socket on 127.0.0.1 that answers with reply(request). */
+/** Binds a UDP socket on 127.0.0.1 that sends reply(request) back, or nothing when it returns null. */
 async function scriptedPeer(reply: (request: CoapMessage, count: number) => CoapMessage | null) {
   const socket = dgram.createSocket('udp4');
   let count = 0;
@@ -216,7 +216,7 @@ describe('download from libcoap coap-server', () => {
     stopServer = () => server.kill('SIGTERM');
     const file = join(temp.dir, 'image.bin');
     writeFileSync(file, image);
-    // The server needs a moment to bind; the PUT is retried until it answers.
+    // The server needs a moment to bind, so the PUT is retried until it succeeds.
     for (let attempt = 0; attempt < 20; attempt += 1) {
       const put = await runLibcoap('coap-client-notls', ['-m', 'put', '-B', '2', '-f', file, '-b', '1024', `coap://127.0.0.1:${port}/example_data`]);
       if (put.code === 0) return;

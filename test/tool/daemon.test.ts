@@ -266,3 +266,27 @@ describe('release management', () => {
     expect(list.every((event) => event.device === 'pico-canary')).toBe(true);
   });
 });
+
+describe('server with --public-key', () => {
+  it('publish with a foreign key names the mismatch', async () => {
+    const dataDir = join(temp.dir, 'data-signed');
+    const signed = await startDaemon(dataDir, ['--public-key', `${key}.pub`]);
+    try {
+      const other = join(temp.dir, 'foreign.key');
+      expect((await runTool(['keygen', '--key', other])).code).toBe(0);
+      const file = join(temp.dir, 'signed.py');
+      writeFileSync(file, 'print("signed")\n');
+      const serverArgs = ['--server', signed.adminUrl, '--token', signed.token];
+
+      const rejected = await runTool(['publish', file, '--version', '1.0.1', '--key', other, '--json', ...serverArgs]);
+      expect(rejected.code).toBe(1);
+      expect(jsonOf(rejected)).toMatchObject({ error: { code: 'BAD_SIGNATURE' } });
+      expect(rejected.stderr).toMatch(/--key .*foreign.key does not match the public key/);
+
+      const accepted = await runTool(['publish', file, '--version', '1.0.1', '--key', key, ...serverArgs]);
+      expect(accepted.code).toBe(0);
+    } finally {
+      await signed.stop();
+    }
+  });
+});

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { CliError, type CliIo } from './io.ts';
 
-/** Time for one admin request, in milliseconds; a publish uploads up to 16 MiB on a LAN. */
+/** Timeout of one admin request in milliseconds, long enough for a 16 MiB publish on a LAN. */
 export const ADMIN_TIMEOUT_MS = 30_000;
 export const DEFAULT_ADMIN_SERVER = 'http://127.0.0.1:3000';
 
@@ -71,7 +71,7 @@ export class AdminClient {
     this.token = resolveToken(args, io);
   }
 
-  /** Sends one request; resolves with the parsed JSON body of a 2xx answer. */
+  /** Sends one request and resolves with the parsed JSON body of a 2xx response. */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;

@@ -53,15 +53,15 @@ function field<T>(map: Map<number, unknown>, key: number, name: string, test: (v
 const isBytes = (length: number) => (value: unknown) => value instanceof Uint8Array && value.length === length;
 const isUint = (value: unknown) => Number.isInteger(value) && (value as number) >= 0;
 
-/** Decodes a check answer: null for "no update" (an empty map), else the manifest. */
+/** Decodes a check response: null for "no update" (an empty map), else the manifest. */
 export function decodeCheckAnswer(payload: Buffer, serverUri: string): ManifestJson | null {
   let decoded: unknown;
   try {
     decoded = cborDecoder.decode(payload);
   } catch (error) {
-    throw new CliError(`the check answer is not CBOR (${(error as Error).message}): ${payload.toString('hex')}`, undefined, 'BAD_MANIFEST');
+    throw new CliError(`the check response is not CBOR (${(error as Error).message}): ${payload.toString('hex')}`, undefined, 'BAD_MANIFEST');
   }
-  if (!(decoded instanceof Map)) throw new CliError(`the check answer must be a CBOR map, got ${payload.toString('hex')}`, undefined, 'BAD_MANIFEST');
+  if (!(decoded instanceof Map)) throw new CliError(`the check response must be a CBOR map, got ${payload.toString('hex')}`, undefined, 'BAD_MANIFEST');
   if (decoded.size === 0) return null;
 
   const map = decoded as Map<number, unknown>;
@@ -112,11 +112,11 @@ export async function check(args: CheckArgs, io: CliIo): Promise<number> {
     client.close();
   }
   if (response.code !== codeOf('2.05')) {
-    throw new CliError(`the server answered the check with ${formatCode(response.code)}: ${response.payload.toString('utf8')}`, undefined, 'CHECK_FAILED');
+    throw new CliError(`the server responded to the check with ${formatCode(response.code)}: ${response.payload.toString('utf8')}`, undefined, 'CHECK_FAILED');
   }
   const format = findOption(response, OptionNumber.contentFormat);
   if (format && format.length > 0 && format.readUIntBE(0, format.length) !== FORMAT_CBOR) {
-    throw new CliError(`the check answer has Content-Format ${format.readUIntBE(0, format.length)}, expected ${FORMAT_CBOR} (CBOR)`, undefined, 'BAD_MANIFEST');
+    throw new CliError(`the check response has Content-Format ${format.readUIntBE(0, format.length)}, expected ${FORMAT_CBOR} (CBOR)`, undefined, 'BAD_MANIFEST');
   }
 
   const manifest = decodeCheckAnswer(response.payload, base);

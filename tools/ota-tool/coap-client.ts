@@ -31,7 +31,7 @@ export const ACK_TIMEOUT_MS = 2000;
 export const ACK_RANDOM_FACTOR = 1.5;
 export const MAX_RETRANSMIT = 4;
 /**
- * Longest wait for a separate response after an empty ACK. RFC 7252 leaves this open
+ * Maximum wait for a separate response after an empty ACK. RFC 7252 leaves this open
  * (section 5.2.2); one MAX_TRANSMIT_WAIT (section 4.8.2) bounds it here.
  */
 export const SEPARATE_RESPONSE_WAIT_MS =

@@ -49,7 +49,7 @@ async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx:
     const blockSize = 2 ** (szx + 4);
     const num = offset / blockSize;
     const options: CoapOption[] = [{ number: OptionNumber.block2, value: encodeBlock({ num, more: false, szx }) }];
-    // Size2 with value 0 in a request asks for the total size (RFC 7959 section 4).
+    // A Size2 option of 0 in a request requests the total size (RFC 7959 section 4).
     if (num === 0) options.push({ number: OptionNumber.size2, value: encodeUint(0) });
 
     const response = await client.request(target, { code: codeOf('0.01'), options });
@@ -71,14 +71,14 @@ async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx:
 
     const block2Value = findOption(response, OptionNumber.block2);
     if (!block2Value) {
-      if (num !== 0) throw new CliError(`the answer to block ${num} has no Block2 option`, EXAMPLE, 'BAD_BLOCK');
+      if (num !== 0) throw new CliError(`the response to block ${num} has no Block2 option`, EXAMPLE, 'BAD_BLOCK');
       hash.update(response.payload);
       await write(response.payload);
       return { hash, size: response.payload.length, blocks: 1, blockSize: response.payload.length, etag, size2 };
     }
 
     const block = decodeBlock(block2Value);
-    if (block.szx > szx) throw new CliError(`the server answered with SZX ${block.szx}, larger than the ${szx} requested`, EXAMPLE, 'BAD_BLOCK');
+    if (block.szx > szx) throw new CliError(`the server responded with SZX ${block.szx}, larger than the ${szx} requested`, EXAMPLE, 'BAD_BLOCK');
     const servedSize = 2 ** (block.szx + 4);
     if (block.num * servedSize !== offset) {
       throw new CliError(`the server sent block ${block.num} (SZX ${block.szx}) for byte offset ${offset}`, EXAMPLE, 'BAD_BLOCK');
@@ -99,6 +99,11 @@ async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx:
 function etagEquals(a: Buffer | undefined, b: Buffer | undefined): boolean {
   if (!a || !b) return a === b;
   return a.equals(b);
+}
+
+function verdict(matches: boolean | null): string {
+  if (matches === null) return 'not checked';
+  return matches ? 'matches' : 'MISMATCH';
 }
 
 function hex(value: Buffer | undefined): string {
@@ -159,7 +164,6 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
   } else {
     result.file = partFile;
   }
-  const verdict = (matches: boolean | null): string => (matches === null ? 'not checked' : matches ? 'matches' : 'MISMATCH');
   printResult(
     io,
     args,

@@ -96,7 +96,7 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
   );
   parser.command(
     'check',
-    "Send a device's update check over CoAP and print the answer",
+    "Send a device's update check over CoAP and print the response",
     (y) =>
       y
         .options(pick({ server: 'coapServer', device: 'device', current: 'current', channel: 'checkChannel', 'public-key': 'publicKey' }, ['server', 'device', 'current']))
