@@ -68,6 +68,8 @@ export function validatePublish(body: Record<string, unknown>, publicKey: KeyObj
   if (!BASE64.test(payloadText)) {
     throw new AdminError('FIELD_INVALID', 'payload must be standard padded base64 (RFC 4648 section 4) of the payload as sent', { field: 'payload' });
   }
+  // NOTE: the payload is not unpacked here, so a malformed bundle or zlib stream is
+  // caught only by the device, which reports an install failure.
   const payload = Buffer.from(payloadText, 'base64');
 
   if (payload.length !== size) {

@@ -60,6 +60,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
   const publicKey = options.publicKeyPem === undefined ? null : loadPublicKey(options.publicKeyPem);
   const tokenDigest = digestToken(options.token);
   let nextRequestId = 1;
+  const authFailures = new AuthFailureLog();
   let lastExclusive: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
     const result = lastExclusive.then(work);
@@ -98,7 +99,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
         if (allowed.length > 0) throw methodNotAllowed(url.pathname, method, allowed);
         throw new AdminError('ROUTE_NOT_FOUND', `no resource at ${url.pathname}; the API lives under /api (see docs/admin-api.md)`);
       }
-      if (route.auth) checkToken(req, tokenDigest, logger);
+      if (route.auth) checkToken(req, tokenDigest, logger, authFailures);
 
       const result = await route.handler({ req, url, params, store: options.store, logger, publicKey, maxBodyBytes, exclusive });
       sendJson(res, result.status, result.body);
@@ -165,17 +166,41 @@ function digestToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
 }
 
-function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger): void {
+/** Minimum time between two warnings about rejected tokens, in milliseconds. */
+const AUTH_WARNING_INTERVAL_MS = 10_000;
+
+/**
+ * Logs rejected tokens at most once per AUTH_WARNING_INTERVAL_MS with the number of
+ * rejections since the last warning, so a client that retries in a loop cannot flood
+ * the log.
+ */
+class AuthFailureLog {
+  private lastWarningMs = -Infinity;
+  private suppressed = 0;
+
+  warn(logger: Logger, req: IncomingMessage, message: string): void {
+    const now = Date.now();
+    if (now - this.lastWarningMs < AUTH_WARNING_INTERVAL_MS) {
+      this.suppressed++;
+      return;
+    }
+    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress, suppressed: this.suppressed }, message);
+    this.lastWarningMs = now;
+    this.suppressed = 0;
+  }
+}
+
+function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger, failures: AuthFailureLog): void {
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (!match) {
-    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress }, 'admin request without bearer token');
+    failures.warn(logger, req, 'admin request without bearer token');
     throw new AdminError('TOKEN_MISSING', 'this request changes state and needs the header "Authorization: Bearer <admin token>"', {
       headers: { 'WWW-Authenticate': 'Bearer realm="ota-server admin"' },
     });
   }
   if (!timingSafeEqual(digestToken(match[1]!), expected)) {
-    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress }, 'admin request with wrong bearer token');
+    failures.warn(logger, req, 'admin request with wrong bearer token');
     throw new AdminError('TOKEN_INVALID', 'bearer token does not match the admin token; use the value of --admin-token or of <data-dir>/admin-token');
   }
 }
