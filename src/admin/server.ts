@@ -26,7 +26,7 @@ export interface AdminServerOptions {
 
 interface Route {
   method: 'GET' | 'POST' | 'PATCH';
-  /** Matched against the decoded path; capture groups become ctx.params. */
+  /** Matched against the raw path. Each capture group, percent-decoded, becomes one of ctx.params. */
   pattern: RegExp;
   /** Mutations need the bearer token. */
   auth: boolean;
@@ -85,7 +85,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
   async function handle(req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
     try {
       checkHost(req);
-      const url = new URL(req.url ?? '/', 'http://admin.invalid');
+      const url = parseTarget(req.url ?? '/');
       const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
 
       if (url.pathname === '/') {
@@ -109,6 +109,14 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
   }
 
   return server;
+}
+
+function parseTarget(target: string): URL {
+  try {
+    return new URL(target, 'http://admin.invalid');
+  } catch {
+    throw new AdminError('ROUTE_NOT_FOUND', `request target "${target}" is not a valid URL path; send a path such as /api/releases`);
+  }
 }
 
 function matchRoute(path: string, method: string): { route?: Route; params: string[]; allowed: string[] } {

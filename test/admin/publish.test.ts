@@ -123,6 +123,23 @@ describe('publish auth', () => {
     expect(log).not.toContain(TOKEN);
   });
 
+  test('token warnings are rate-limited', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    admin = await startAdmin({ logger: pino({ level: 'warn' }, sink) });
+    for (let i = 0; i < 5; i++) {
+      expect((await publish(releaseBody('1.0.0'), 'wrong-token')).status).toBe(403);
+    }
+    const warnings = lines.filter((line) => line.includes('bearer token'));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.parse(warnings[0]!).suppressed).toBe(0);
+  });
+
   test('token checked before body', async () => {
     admin = await startAdmin();
     await expectRejected(() => call(admin.baseUrl, 'POST', '/api/releases', { rawBody: '{not json', token: null }), 401, 'TOKEN_MISSING');
