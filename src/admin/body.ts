@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import { AdminError } from './errors.ts';
 
-/** Default body limit in bytes: a base64 payload of about 12 MiB fits. */
+/** Default body limit in bytes. Base64 adds a third, so payloads just under 12 MiB fit. */
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 /** Reads the whole body, rejecting it with BODY_TOO_LARGE once it passes maxBytes. */
