@@ -1,5 +1,6 @@
 // ota-tool commands that need no server: keys, device configuration, unpack, the
 // option rules and help text.
+import { spawnSync } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -212,5 +213,22 @@ describe('unpack', () => {
     const result = await runTool(['unpack', file, '--out', join(temp.dir, 'junk')]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/neither a bundle .* nor a zlib stream/);
+  });
+});
+
+describe('bin/ota-tool.js', () => {
+  const root = new URL('../../', import.meta.url).pathname;
+
+  it('runs a command and exits 0', () => {
+    const key = join(temp.dir, 'bin.key');
+    const child = spawnSync(process.execPath, ['bin/ota-tool.js', 'keygen', '--key', key, '--json'], { cwd: root, encoding: 'utf8' });
+    expect(child.status).toBe(0);
+    expect(JSON.parse(child.stdout).publicKeyFile).toBe(`${key}.pub`);
+  });
+
+  it('exits 2 on a usage error', () => {
+    const child = spawnSync(process.execPath, ['bin/ota-tool.js', 'publish', 'a.py', '--version', '1.0', '--key', 'k'], { cwd: root, encoding: 'utf8' });
+    expect(child.status).toBe(2);
+    expect(child.stderr).toMatch(/--version "1.0" is not a semantic version/);
   });
 });

@@ -107,7 +107,7 @@ export async function check(args: CheckArgs, io: CliIo): Promise<number> {
       },
     );
   } catch (error) {
-    throw new CliError(`check failed: ${(error as Error).message}`, 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0', 'TIMEOUT');
+    throw new CliError(`check failed: ${(error as Error).message}`, 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0', 'CHECK_FAILED');
   } finally {
     client.close();
   }

@@ -119,6 +119,7 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     throw new CliError((error as Error).message, EXAMPLE);
   }
   const szx = szxOf(args.blockSize);
+  // NOTE: every run starts again at block 0; an existing FILE.part is overwritten, not resumed.
   const partFile = `${args.out}.part`;
   const started = performance.now();
 
@@ -131,7 +132,7 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     });
   } catch (error) {
     if (error instanceof CliError) throw error;
-    throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}`, EXAMPLE, 'TIMEOUT');
+    throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}`, EXAMPLE, 'DOWNLOAD_FAILED');
   } finally {
     client.close();
     await handle.close();

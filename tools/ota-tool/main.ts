@@ -185,7 +185,12 @@ export async function run(argv: string[], io: CliIo = processIo): Promise<number
 function isEntryPoint(): boolean {
   const script = process.argv[1];
   if (!script) return false;
-  const resolved = realpathSync(script);
+  let resolved: string;
+  try {
+    resolved = realpathSync(script);
+  } catch {
+    return false;
+  }
   return resolved === fileURLToPath(import.meta.url) || /[\\/]bin[\\/]ota-tool\.js$/.test(resolved);
 }
 
