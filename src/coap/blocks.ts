@@ -78,11 +78,12 @@ export async function imageBlockReply(datagram: Datagram, block: BlockRequest, i
     payload = chunk.subarray(start, start + block.blockSize);
   }
   const more = offset + block.blockSize < image.totalSize;
-  return blockReply(payload, block, more, image.totalSize, [
+  const reply = blockReply(payload, block, more, image.totalSize, [
     { number: OptionNumber.contentFormat, value: encodeUint(FORMAT_OCTET_STREAM) },
     { number: OptionNumber.etag, value: etag },
     maxAge,
   ]);
+  return { ...reply, uncached: true };
 }
 
 /** Builds a 2.05 block reply from a small in-memory representation, such as the link format. */

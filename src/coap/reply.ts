@@ -7,6 +7,13 @@ export interface Reply {
   /** Response options by number; values are the encoded option bytes. */
   options: Array<{ number: number; value: Buffer }>;
   payload: Buffer;
+  /**
+   * True for image blocks: node-coap's deduplication cache drops them after sending,
+   * because RFC 7252 section 4.5 lets a server answer a retransmitted idempotent
+   * request anew, and keeping every block for EXCHANGE_LIFETIME (247 s) would cost
+   * memory in proportion to the bytes served.
+   */
+  uncached?: boolean;
 }
 
 /** Option names node-coap 1.5.0 uses for the numbers a reply carries. */

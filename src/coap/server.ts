@@ -121,7 +121,11 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
         log.error({ err }, 'request failed');
         return errorReply(new CoapError('INTERNAL'));
       })
-      .then((reply) => writeReply(res, reply, log))
+      .then((reply) => {
+        writeReply(res, reply, log);
+        // The key node-coap 1.5.0 stores a piggybacked response under (Server._toKey).
+        if (reply.uncached) server._lru.delete(`${address}/${current.datagram.mid}${current.datagram.token.toString('hex')}`);
+      })
       .finally(() => inFlight.delete(current.key));
     inFlight.set(current.key, work);
   });
