@@ -1,0 +1,95 @@
+"""Device configuration from /ota_config.json, with firmware defaults for missing keys."""
+import binascii
+import json
+import log
+from ota_proto import DEFAULT_CHANNEL
+
+CONFIG_PATH = "/ota_config.json"
+
+# Block size default: 512 bytes keeps one block per AT+CCOAPNMI line of about
+# 1.1 KB of hex and halves the round trips of 256-byte blocks; see
+# docs/firmware.md for how to measure the modem's real limit.
+DEFAULTS = {
+    "device_id": None,
+    "server": "127.0.0.1",
+    "port": 5683,
+    "apn": "",
+    "channel": DEFAULT_CHANNEL,
+    "check_interval_s": 3600,
+    "public_key": None,
+    "block_size": 512,
+    "ack_timeout_ms": 12000,
+    "max_retransmit": 4,
+    "trial_boots": 3,
+    "modem_pwrkey_ms": 1000,
+    # Optional keys beyond the ones ota-tool writes.
+    "exchange_deadline_ms": None,
+    "attach_timeout_ms": 180000,
+    "modem_debug": False,
+    "watchdog_ms": 8000,
+    "log_level": "info",
+}
+
+_INT_KEYS = ("port", "check_interval_s", "block_size", "ack_timeout_ms", "max_retransmit", "trial_boots",
+             "modem_pwrkey_ms", "attach_timeout_ms", "watchdog_ms")
+
+_log = log.Logger("config")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _default_device_id():
+    import machine
+    return "pico-" + binascii.hexlify(machine.unique_id()).decode()
+
+
+def load(path=CONFIG_PATH):
+    """Return the configuration dict; raise ConfigError naming a key of the wrong type."""
+    config = dict(DEFAULTS)
+    try:
+        with open(path) as f:
+            loaded = json.load(f)
+    except OSError:
+        _log.warn("no configuration file, using defaults:", path)
+        loaded = {}
+    except ValueError as err:
+        raise ConfigError("%s is not valid JSON (%s): regenerate it with ota-tool device add" % (path, err))
+    if not isinstance(loaded, dict):
+        raise ConfigError("%s must hold a JSON object" % path)
+    for key in loaded:
+        if key in config:
+            config[key] = loaded[key]
+        else:
+            _log.warn("unknown configuration key ignored:", key)
+    for key in _INT_KEYS:
+        if not isinstance(config[key], int) or config[key] < 0:
+            raise ConfigError("configuration key %r must be a non-negative integer, got %r" % (key, config[key]))
+    if config["trial_boots"] < 1:
+        raise ConfigError("trial_boots must be at least 1, got %d" % config["trial_boots"])
+    if config["watchdog_ms"] > 8388:
+        raise ConfigError("watchdog_ms must be 0 (off) or at most 8388 (the rp2 maximum), got %d" % config["watchdog_ms"])
+    if not 16 <= config["block_size"] <= 1024:
+        raise ConfigError("block_size must be 16..1024 bytes, got %d" % config["block_size"])
+    if not config["device_id"]:
+        config["device_id"] = _default_device_id()
+    config["public_key_bytes"] = _public_key(config["public_key"])
+    level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN, "error": log.ERROR}.get(config["log_level"])
+    if level is None:
+        raise ConfigError("log_level must be debug, info, warn or error, got %r" % (config["log_level"],))
+    log.set_level(level)
+    return config
+
+
+def _public_key(text):
+    """Decode the hex public key; None when absent, so updates fail closed later."""
+    if text is None:
+        return None
+    try:
+        key = binascii.unhexlify(text)
+    except (ValueError, TypeError):
+        key = b""
+    if len(key) != 32:
+        raise ConfigError("public_key must be 64 hex characters (a raw Ed25519 key), got %r" % (text,))
+    return key

@@ -1,0 +1,407 @@
+"""OTA client: check-in, resumable Block2 download, verification, install, reports.
+
+One check-in is: POST /c; confirm a trial version on success; send queued
+reports (POST /r); and, when a manifest is offered, verify its signature,
+download the image block by block into /ota_staging.bin, check its SHA-256,
+unpack it into the inactive slot and switch to it on trial, then reset.
+Nothing is unpacked before the Ed25519 signature and the digest both pass.
+"""
+from micropython import const
+import binascii
+import hashlib
+import json
+import os
+import struct
+import cbor
+import coap
+import log
+import ota_proto as proto
+import reports
+import slots
+from coap_client import CoapClient, CoapError, path_options
+
+STAGING_PATH = "/ota_staging.bin"
+STAGING_MANIFEST_PATH = "/ota_staging.json"
+# Tries per block on top of the CoAP retransmissions of each try.
+BLOCK_TRIES = const(3)
+# Free flash kept after the staging file, for the state, outbox and log files.
+FLASH_RESERVE_BYTES = const(8192)
+# Consecutive failed check-ins after which the modem is power-cycled.
+MODEM_RESTART_AFTER = const(2)
+BUFFER_BYTES = const(512)
+
+_log = log.Logger("ota")
+
+
+class UpdateError(Exception):
+    """An update stopped; outcome is the report code, detail the text for people."""
+
+    def __init__(self, outcome, detail):
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+
+
+def signed_message(version, size, sha256, encoding):
+    """Build the bytes the release signature covers (src/protocol/manifest.ts)."""
+    return proto.SIGNATURE_CONTEXT + sha256 + struct.pack(">IB", size, encoding) + version.encode()
+
+
+def parse_manifest(manifest):
+    """Check the types and ranges of a manifest map; return it as a dict with names."""
+    try:
+        offer = {
+            "version": manifest[proto.MANIFEST_VERSION],
+            "path": manifest[proto.MANIFEST_PATH],
+            "size": manifest[proto.MANIFEST_SIZE],
+            "sha256": manifest[proto.MANIFEST_SHA256],
+            "signature": manifest[proto.MANIFEST_SIGNATURE],
+            "encoding": manifest.get(proto.MANIFEST_ENCODING, proto.ENCODING_RAW),
+            "block_size": manifest.get(proto.MANIFEST_BLOCK_SIZE, 1024),
+        }
+    except (KeyError, TypeError) as err:
+        raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "manifest lacks key %s" % err)
+    problems = (
+        (isinstance(offer["version"], str) and 0 < len(offer["version"]) <= proto.MAX_VERSION_BYTES, "version"),
+        (isinstance(offer["path"], str) and offer["path"].strip("/").startswith(proto.PATH_DOWNLOAD + "/"), "path"),
+        (isinstance(offer["size"], int) and 0 < offer["size"] < 0x100000000, "size"),
+        (isinstance(offer["sha256"], bytes) and len(offer["sha256"]) == 32, "sha256"),
+        (isinstance(offer["signature"], bytes) and len(offer["signature"]) == 64, "signature"),
+        (offer["encoding"] in (proto.ENCODING_RAW, proto.ENCODING_DEFLATE), "encoding"),
+        (isinstance(offer["block_size"], int) and 16 <= offer["block_size"] <= 1024, "block size"),
+    )
+    for ok, name in problems:
+        if not ok:
+            raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "manifest %s invalid: %r" % (name, offer[name.replace(" ", "_")]))
+    return offer
+
+
+class Updater:
+    """Runs check-ins for the launcher; everything comes from the configuration dict.
+
+    transport_factory() -> transport replaces the modem (tests, other links);
+    idle() runs while waiting (WDT feed, LED); reset() restarts the board.
+    """
+
+    def __init__(self, config, led=None, idle=None, reset=None, transport_factory=None):
+        self.config = config
+        self.led = led
+        self.idle = idle
+        self._reset = reset
+        self._transport_factory = transport_factory
+        self._modem = None
+        self._transport = None
+        self.client = None
+        self._failures = 0
+        self._buf = bytearray(BUFFER_BYTES)
+
+    # Connection ----------------------------------------------------------
+
+    def _connect(self):
+        if self.client:
+            return self.client
+        config = self.config
+        if self._transport_factory:
+            self._transport = self._transport_factory()
+        else:
+            import sim7020
+            if self._modem is None:
+                self._modem = sim7020.Sim7020(config["modem_pwrkey_ms"], config["modem_debug"], self.idle)
+            elif self._failures >= MODEM_RESTART_AFTER:
+                self._modem.restart()
+                self._failures = 0
+            self._modem.start(config["apn"], config["attach_timeout_ms"])
+            address = self._modem.resolve(config["server"])
+            self._transport = self._modem.coap_open(address, config["port"])
+        self.client = CoapClient(self._transport, config["ack_timeout_ms"], config["max_retransmit"],
+                                 config["exchange_deadline_ms"], idle=self.idle)
+        return self.client
+
+    def disconnect(self):
+        """Close the CoAP context; the next check-in opens a new one."""
+        transport = self._transport
+        self.client = None
+        self._transport = None
+        if transport and hasattr(transport, "close"):
+            try:
+                transport.close()
+            except Exception as err:  # the link is being dropped anyway
+                _log.warn("closing the CoAP context failed:", err)
+
+    # Check-in ------------------------------------------------------------
+
+    def check_in(self, state):
+        """Run one check-in and return the (possibly new) slot state.
+
+        Resets the board after a successful install, so it returns only when no
+        update was installed.
+        """
+        try:
+            client = self._connect()
+            manifest = self.check(client, state)
+        except Exception as err:  # modem, network or server fault: retry next interval
+            self._failures += 1
+            _log.error("check-in failed:", err)
+            self.disconnect()
+            return state
+        self._failures = 0
+        if state["trial"]:
+            _log.info("trial version confirmed:", slots.running_version(state))
+            state = slots.confirmed(state)
+            slots.save(state)
+            reports.add(proto.OUTCOME_CONFIRMED, slots.running_version(state))
+        self.send_reports(client, state)
+        if manifest is None:
+            _remove_staging()
+            return state
+        return self.update(client, state, manifest)
+
+    def check(self, client, state):
+        """POST /c; return the manifest map, or None when no update is offered."""
+        request = {proto.CHECK_DEVICE_ID: self.config["device_id"], proto.CHECK_VERSION: slots.running_version(state)}
+        if self.config["channel"] != proto.DEFAULT_CHANNEL:
+            request[proto.CHECK_CHANNEL] = self.config["channel"]
+        options = path_options(proto.PATH_CHECK)
+        options.append((coap.OPT_CONTENT_FORMAT, coap.encode_uint(proto.FORMAT_CBOR)))
+        response = client.request(coap.POST, options, cbor.encode(request))
+        if response.code != coap.CONTENT:
+            raise CoapError("check answered %s: %s" % (coap.code_string(response.code), bytes(response.payload)))
+        manifest = cbor.decode(response.payload)
+        if not isinstance(manifest, dict):
+            raise ValueError("check answer is not a CBOR map: %r" % (manifest,))
+        return manifest or None
+
+    def send_reports(self, client, state):
+        """POST /r each queued report; keep those that could not be delivered."""
+        for entry in reports.pending():
+            outcome, target, detail = entry
+            body = {proto.REPORT_DEVICE_ID: self.config["device_id"], proto.REPORT_VERSION: slots.running_version(state),
+                    proto.REPORT_OUTCOME: outcome, proto.REPORT_TARGET: target}
+            if detail:
+                body[proto.REPORT_DETAIL] = detail[:proto.MAX_DETAIL_BYTES]
+            options = path_options(proto.PATH_REPORT)
+            options.append((coap.OPT_CONTENT_FORMAT, coap.encode_uint(proto.FORMAT_CBOR)))
+            try:
+                response = client.request(coap.POST, options, cbor.encode(body))
+            except CoapError as err:
+                _log.warn("report not sent, kept for later:", err)
+                return
+            if response.code != coap.CHANGED:
+                # A 4.xx will not change on a retry, so the report is dropped, not kept forever.
+                _log.error("report rejected by the server:", coap.code_string(response.code), bytes(response.payload))
+            reports.remove(entry)
+
+    # Update --------------------------------------------------------------
+
+    def update(self, client, state, manifest):
+        """Verify, download, install and reset; on failure report and keep running."""
+        offer = None
+        target = manifest.get(proto.MANIFEST_VERSION)
+        try:
+            offer = parse_manifest(manifest)
+            if offer["version"] in state["rejected"]:
+                _log.info("offer ignored, version rejected earlier:", offer["version"])
+                return state
+            _log.info("update offered:", offer["version"], offer["size"])
+            if self.led:
+                self.led.set_updating(True)
+            self.verify_signature(offer)
+            self.download(client, offer)
+            state = self.install(state, offer)
+        except UpdateError as err:
+            return self._fail(client, state, offer, target, err)
+        finally:
+            if self.led:
+                self.led.set_updating(False)
+        reports.add(proto.OUTCOME_INSTALLED, offer["version"])
+        _remove_staging()
+        self.send_reports(client, state)
+        _log.info("installed, resetting into the trial:", offer["version"])
+        self.reset()
+        return state
+
+    def _fail(self, client, state, offer, target, err):
+        if not isinstance(target, str):
+            target = "unknown"
+        _log.error("update failed:", err.outcome, err.detail)
+        if err.outcome in (proto.OUTCOME_VERIFY_FAILED, proto.OUTCOME_INSTALL_FAILED):
+            _remove_staging()
+            if offer:
+                state = slots.rejecting(state, offer["version"])
+                slots.save(state)
+            if self.led:
+                self.led.sos(1, self.idle)
+        reports.add(err.outcome, target, err.detail)
+        self.send_reports(client, state)
+        return state
+
+    def verify_signature(self, offer):
+        key = self.config["public_key_bytes"]
+        if key is None:
+            raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "no public_key configured: add it with ota-tool device add")
+        message = signed_message(offer["version"], offer["size"], offer["sha256"], offer["encoding"])
+        import ed25519
+        if not ed25519.verify(key, message, offer["signature"]):
+            raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "Ed25519 signature of %s invalid" % offer["version"])
+
+    def download(self, client, offer):
+        """Fetch the image into the staging file, resuming, and check its SHA-256."""
+        size = offer["size"]
+        szx = coap.szx_for(min(self.config["block_size"], offer["block_size"]))
+        block_bytes = coap.block_size(szx)
+        digest = hashlib.sha256()
+        offset = self._resume_offset(offer, block_bytes, digest)
+        etag = offer["sha256"][:proto.ETAG_BYTES]
+        options = path_options(offer["path"])
+        options.append(None)  # Block2, set per block
+        block_index = len(options) - 1
+        _log.info("download from byte", offset, "block size", block_bytes)
+        with open(STAGING_PATH, "r+b" if offset else "wb") as staging:
+            staging.seek(offset)
+            num = offset // block_bytes
+            while offset < size:
+                options[block_index] = (coap.OPT_BLOCK2, coap.encode_uint(coap.block_value(num, False, szx)))
+                if num == 0:
+                    options.append((coap.OPT_SIZE2, b""))
+                response = self._request_block(client, options, num)
+                if num == 0:
+                    options.pop()
+                payload = self._check_block(response, num, szx, etag, size, offset)
+                staging.write(payload)
+                staging.flush()
+                digest.update(payload)
+                offset += len(payload)
+                num += 1
+                if self.led:
+                    self.led.service()
+        if digest.digest() != offer["sha256"]:
+            raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "SHA-256 of the %d downloaded bytes does not match the manifest" % size)
+
+    def _request_block(self, client, options, num):
+        for attempt in range(1, BLOCK_TRIES + 1):
+            try:
+                return client.request(coap.GET, options)
+            except CoapError as err:
+                _log.warn("block", num, "try", attempt, "failed:", err)
+                if attempt == BLOCK_TRIES:
+                    raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d: %s" % (num, err))
+
+    def _check_block(self, response, num, szx, etag, size, offset):
+        """Return the payload of a block response after checking it fits the image."""
+        if response.code != coap.CONTENT:
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d answered %s: %s"
+                              % (num, coap.code_string(response.code), bytes(response.payload)))
+        got_etag = response.option(coap.OPT_ETAG)
+        if got_etag is None or bytes(got_etag) != etag:
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d ETag %s, expected %s"
+                              % (num, got_etag and binascii.hexlify(got_etag), binascii.hexlify(etag)))
+        block = response.uint_option(coap.OPT_BLOCK2)
+        if block is None:
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d answer has no Block2 option" % num)
+        got_num, more, got_szx = coap.parse_block(block)
+        if got_num != num or got_szx != szx:
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "asked block %d SZX %d, got block %d SZX %d" % (num, szx, got_num, got_szx))
+        total = response.uint_option(coap.OPT_SIZE2)
+        if total is not None and total != size:
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "Size2 %d, manifest size %d" % (total, size))
+        expected = min(coap.block_size(szx), size - offset)
+        payload = response.payload
+        if len(payload) != expected or more != (offset + expected < size):
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d has %d bytes and M=%d, expected %d bytes of %d"
+                              % (num, len(payload), more, expected, size))
+        return payload
+
+    def _resume_offset(self, offer, block_bytes, digest):
+        """Return where to continue: the staged bytes when they belong to this offer.
+
+        The staged bytes are re-hashed into digest. A partial last block (staged
+        with another block size) is fetched again.
+        """
+        staged = _read_staging_manifest()
+        fingerprint = _fingerprint(offer)
+        if staged == fingerprint:
+            try:
+                staged_bytes = os.stat(STAGING_PATH)[6]
+            except OSError:
+                staged_bytes = 0
+            if staged_bytes <= offer["size"]:
+                if staged_bytes < offer["size"]:
+                    staged_bytes -= staged_bytes % block_bytes
+                self._hash_file(staged_bytes, digest)
+                if staged_bytes:
+                    _log.info("resuming a staged download at byte", staged_bytes)
+                return staged_bytes
+        _remove_staging()
+        free = _free_bytes()
+        if free is not None and free < offer["size"] + FLASH_RESERVE_BYTES:
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "%d bytes of flash free, the image needs %d plus %d reserve"
+                              % (free, offer["size"], FLASH_RESERVE_BYTES))
+        with open(STAGING_MANIFEST_PATH, "w") as f:
+            json.dump(fingerprint, f)
+        return 0
+
+    def _hash_file(self, count, digest):
+        buf = self._buf
+        view = memoryview(buf)
+        with open(STAGING_PATH, "rb") as f:
+            left = count
+            while left:
+                n = f.readinto(view[:min(left, len(buf))])
+                if not n:
+                    raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "staging file shorter than %d bytes" % count)
+                digest.update(view[:n])
+                left -= n
+
+    def install(self, state, offer):
+        """Unpack the verified staging file into the inactive slot and switch to it on trial."""
+        import bundle
+        target = slots.other(state["active"])
+        _log.info("unpacking into slot", target)
+        try:
+            slots.clear(target)
+            with open(STAGING_PATH, "rb") as staging:
+                names = bundle.unpack(staging, slots.slot_dir(target), offer["encoding"] == proto.ENCODING_DEFLATE, self._buf)
+        except (ValueError, OSError) as err:
+            raise UpdateError(proto.OUTCOME_INSTALL_FAILED, "unpacking %s failed: %s" % (offer["version"], err))
+        if slots.APP_FILE not in names:
+            raise UpdateError(proto.OUTCOME_INSTALL_FAILED, "bundle of %s has no %s" % (offer["version"], slots.APP_FILE))
+        state = slots.begin_trial(state, target, offer["version"])
+        slots.save(state)
+        return state
+
+    def reset(self):
+        self.disconnect()
+        if self._reset:
+            self._reset()
+        else:
+            import machine
+            machine.reset()
+
+
+def _fingerprint(offer):
+    return {"version": offer["version"], "path": offer["path"], "size": offer["size"],
+            "sha256": binascii.hexlify(offer["sha256"]).decode(), "encoding": offer["encoding"]}
+
+
+def _read_staging_manifest():
+    try:
+        with open(STAGING_MANIFEST_PATH) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_staging():
+    for path in (STAGING_PATH, STAGING_MANIFEST_PATH):
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # already gone
+
+
+def _free_bytes():
+    try:
+        stat = os.statvfs("/")
+    except (OSError, AttributeError):
+        return None
+    return stat[1] * stat[4]  # f_frsize * f_bavail
