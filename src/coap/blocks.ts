@@ -16,11 +16,11 @@ export interface BlockRequest {
   num: number;
   szx: number;
   blockSize: number;
-  /** True when the request carried Size2, which asks for the total size (RFC 7959 section 4). */
+  /** True when the request carried Size2, a request for the total size (RFC 7959 section 4). */
   wantsSize: boolean;
 }
 
-/** Reads the Block2 option of a request; a request without one asks for block 0 at 1024 bytes. */
+/** Reads the Block2 option of a request. A request without one gets block 0 at 1024 bytes. */
 export function parseBlock2(datagram: Datagram): BlockRequest {
   const wantsSize = optionValues(datagram, OptionNumber.size2).length > 0;
   const value = optionValues(datagram, OptionNumber.block2)[0];
@@ -46,7 +46,7 @@ export function lastBlockNum(totalSize: number, blockSize: number): number {
   return Math.max(0, Math.ceil(totalSize / blockSize) - 1);
 }
 
-/** Rejects a NUM past the last block with 4.02, as RFC 7959 section 2.4 asks. */
+/** Rejects a NUM past the last block with 4.02, as RFC 7959 section 2.4 requires. */
 export function checkBlockInRange(block: BlockRequest, totalSize: number): void {
   const last = lastBlockNum(totalSize, block.blockSize);
   if (block.num > last) throw new CoapError('BLOCK_OUT_OF_RANGE', String(block.num), String(last), String(block.blockSize));

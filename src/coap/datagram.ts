@@ -1,5 +1,5 @@
 // CoAP message framing (RFC 7252 section 3): a strict parser that runs on every
-// datagram before node-coap sees it. node-coap's parser (coap-packet 1.1.1) accepts
+// datagram before node-coap parses it. node-coap's parser (coap-packet 1.1.1) accepts
 // options that run past the end of the datagram and token lengths 9..12, so faults
 // the RFC calls message format errors are caught here, where the answer is a Reset
 // or silence rather than a response.

@@ -1,5 +1,5 @@
 // CoRE Link Format (RFC 6690) listing of the device resources, with titles and
-// resource types for people and tools; image downloads are listed one per release.
+// resource types for people and tools. Each release that is not revoked adds its download.
 import { FORMAT_CBOR, FORMAT_JSON, FORMAT_OCTET_STREAM, PATH_CHECK, PATH_DOWNLOAD, PATH_REPORT } from '../protocol/constants.ts';
 import type { ReleaseRecord } from '../storage/store.ts';
 

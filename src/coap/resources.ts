@@ -1,7 +1,7 @@
 // CoAP resources of the device protocol: routing by Uri-Path and method, and the
 // handlers for check, download, report and /.well-known/core. Each handler turns one
-// parsed request into one Reply; faults are thrown as CoapError and answered by the
-// caller, so a bad request never reaches storage.
+// parsed request into one Reply; faults are thrown as CoapError and turned into error
+// responses by the caller, so a bad request never reaches storage.
 import { Encoder } from 'cbor-x';
 import type pino from 'pino';
 import { CoapCode, CoapError } from '../errors.ts';

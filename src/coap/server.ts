@@ -1,7 +1,7 @@
 // The CoAP endpoint: a node-coap 1.5.0 Server on a UDP socket this module binds,
 // with a strict framing check in front of it and the device resources behind it.
-// node-coap keeps its jobs: parsing, the deduplication cache that answers a
-// retransmitted CON from the stored response, and piggybacked ACKs. Responses are
+// node-coap keeps its jobs: parsing, the deduplication cache that replays the stored
+// response to a retransmitted CON, and piggybacked ACKs. Responses are
 // written through OutgoingMessage.end, past node-coap's Block2 layer; docs/server.md
 // explains why.
 import dgram from 'node:dgram';
@@ -90,8 +90,8 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
       logger.debug({ address: rsinfo.address, mid: datagram.mid }, 'retransmission of a request in flight dropped');
       return;
     }
-    // node-coap calls the request listener synchronously from inner(), or answers from
-    // its deduplication cache without calling it; either way pending is consumed here.
+    // node-coap calls the request listener synchronously from inner(), or replies from
+    // its deduplication cache without calling it. Either way pending is consumed here.
     pending = { datagram, key };
     try {
       inner(msg, rsinfo);
@@ -160,9 +160,9 @@ function errorReply(err: CoapError): Reply {
 }
 
 /**
- * Writes a reply. OutgoingMessage.prototype.end is called directly because node-coap
- * 1.5.0's OutMessage.end re-slices any payload when the request has Block2 and adds its
- * own 2-byte ETag; the blocks here are already sliced and carry a strong ETag.
+ * Writes a reply through OutgoingMessage.prototype.end, skipping node-coap 1.5.0's
+ * OutMessage.end. That method re-slices any payload when the request has Block2 and
+ * sets its own 2-byte ETag, but the blocks here are already sliced and carry a strong ETag.
  */
 function writeReply(res: OutgoingMessage, reply: Reply, logger: pino.Logger): void {
   res.on('error', (err: Error) => logger.error({ err }, 'sending the response failed'));
@@ -176,8 +176,8 @@ function writeReply(res: OutgoingMessage, reply: Reply, logger: pino.Logger): vo
   if (res instanceof OutgoingMessage) {
     OutgoingMessage.prototype.end.call(res, reply.payload);
   } else {
-    // NOTE: a GET with Observe makes node-coap 1.5.0 hand over an observe stream; it gets
-    // one response and no notifications, since no resource here changes over time.
+    // NOTE: a GET with Observe makes node-coap 1.5.0 hand over an observe stream. It gets
+    // one response and no notifications, because no resource here changes over time.
     (res as { end(payload: Buffer): void }).end(reply.payload);
   }
   logger.debug({ coapCode: reply.code, bytes: reply.payload.length }, 'response sent');

@@ -19,8 +19,8 @@ export function inRollout(deviceId: string, release: Pick<ReleaseRecord, 'versio
 }
 
 /**
- * Picks the highest release in the device's channel that is newer than what it runs,
- * not revoked, and whose rollout includes the device; undefined when none is.
+ * Picks the highest release in the device's channel that is newer than what it runs.
+ * Revoked releases and those whose rollout excludes the device are skipped.
  */
 export function selectOffer(
   releases: readonly ReleaseRecord[],

@@ -1,5 +1,5 @@
 // Semantic Versioning 2.0.0: parsing and precedence (semver.org, section 11). Build
-// metadata is kept in the text but ignored for precedence, as the specification says.
+// metadata is kept in the text but ignored for precedence, as the specification requires.
 
 const SEMVER_PATTERN =
   /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$/;

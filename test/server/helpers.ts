@@ -1,6 +1,6 @@
 // Shared fixtures of the server suites: a daemon in a temporary folder, releases put
-// straight into the store, and a raw UDP CoAP client that builds each request byte by
-// byte, so the tests see exactly what a device sends and receives.
+// straight into the store, and a raw UDP CoAP client. The client builds each request
+// byte by byte, so the tests see exactly what a device sends and receives.
 import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 // Load driver for load.test.ts, run as its own process so that the test process
-// holds the daemon alone and its memory figures are the daemon's. Usage:
+// runs the daemon alone and its memory figures are the daemon's. Usage:
 //   node --import tsx test/server/load-clients.ts <port> <download id> <devices> <time limit ms>
 // Prints one JSON line: { digests: string[], retransmissions: number, elapsedMs: number }.
 import { createHash } from 'node:crypto';

@@ -90,7 +90,7 @@ describe('concurrent downloads', () => {
     );
     // One image per device would add 50 MiB of live heap; a twentieth of that bounds the daemon.
     expect(heapGrowth).toBeLessThan(allImages / 20);
-    // RSS also holds garbage between collections, so its bound is looser.
+    // RSS also counts garbage between collections, so its bound is looser.
     expect(rssGrowth).toBeLessThan(allImages);
   });
 });
