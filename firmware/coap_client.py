@@ -78,9 +78,25 @@ class CoapClient:
         value = self._next_random()
         return bytes((value >> 24, (value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF))
 
+    def _send(self, pdu):
+        # Modem faults (ERROR replies, a closed context) surface as CoapError, so
+        # callers handle one exception family for anything that stops an exchange.
+        try:
+            self.transport.send(pdu)
+        except CoapError:
+            raise
+        except Exception as err:
+            raise CoapError("transport send failed: %s" % err)
+
+    def _receive(self, timeout_ms):
+        try:
+            return self.transport.receive(timeout_ms)
+        except Exception as err:
+            raise CoapError("transport receive failed: %s" % err)
+
     def _send_empty(self, mtype, mid):
         coap.encode_into(self._ack, mtype, coap.EMPTY, mid)
-        self.transport.send(self._ack)
+        self._send(self._ack)
 
     def request(self, code, options=(), payload=None):
         """Send a CON request and return the response Message.
@@ -102,7 +118,7 @@ class CoapClient:
         timeout_ms = self.ack_timeout_ms + (self._next_random() % spread if spread else 0)
         retransmits = 0
         acked = False
-        self.transport.send(pdu)
+        self._send(pdu)
         resend_at = time.ticks_add(start, timeout_ms)
 
         while True:
@@ -117,14 +133,14 @@ class CoapClient:
                 timeout_ms *= 2
                 resend_at = time.ticks_add(now, timeout_ms)
                 _log.info("retransmit", mid, retransmits)
-                self.transport.send(pdu)
+                self._send(pdu)
                 continue
             wait_until = deadline if acked else resend_at
             if time.ticks_diff(deadline, wait_until) < 0:
                 wait_until = deadline
             if self._idle:
                 self._idle()
-            data = self.transport.receive(max(1, time.ticks_diff(wait_until, now)))
+            data = self._receive(max(1, time.ticks_diff(wait_until, now)))
             if data is None:
                 continue
             try:

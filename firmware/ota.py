@@ -98,8 +98,6 @@ class Updater:
     # Connection ----------------------------------------------------------
 
     def _connect(self):
-        if self.client:
-            return self.client
         config = self.config
         if self._transport_factory:
             self._transport = self._transport_factory()
@@ -145,16 +143,21 @@ class Updater:
             self.disconnect()
             return state
         self._failures = 0
-        if state["trial"]:
-            _log.info("trial version confirmed:", slots.running_version(state))
-            state = slots.confirmed(state)
-            slots.save(state)
-            reports.add(proto.OUTCOME_CONFIRMED, slots.running_version(state))
-        self.send_reports(client, state)
-        if manifest is None:
-            _remove_staging()
-            return state
-        return self.update(client, state, manifest)
+        try:
+            if state["trial"]:
+                _log.info("trial version confirmed:", slots.running_version(state))
+                state = slots.confirmed(state)
+                slots.save(state)
+                reports.add(proto.OUTCOME_CONFIRMED, slots.running_version(state))
+            self.send_reports(client, state)
+            if manifest is None:
+                _remove_staging()
+                return state
+            return self.update(client, state, manifest)
+        finally:
+            # A fresh CoAP context per check-in: opening one costs no air time, and a
+            # modem reset between check-ins would leave the old context id invalid.
+            self.disconnect()
 
     def check(self, client, state):
         """POST /c; return the manifest map, or None when no update is offered."""

@@ -191,6 +191,18 @@ result["sends"] = [clock.now]
     expect(result.sends).toEqual([20000]);
   });
 
+  test('transport fault becomes CoapError', () => {
+    const result = scenario(`
+client, transport, clock = make(lambda request, n: [])
+def broken(pdu):
+    raise OSError(5)
+transport.send = broken
+result = outcome(lambda: get(client))
+`);
+    expect(result.error).toBe('CoapError');
+    expect(result.message).toContain('transport send failed');
+  });
+
   test('default deadline is MAX_TRANSMIT_WAIT', () => {
     // RFC 7252 section 4.8.2: ACK_TIMEOUT * (2 ** (MAX_RETRANSMIT + 1) - 1) * ACK_RANDOM_FACTOR.
     const out = mp.run('print(coap_client.max_transmit_wait_ms(12000, 4), coap_client.CoapClient(None).deadline_ms)');

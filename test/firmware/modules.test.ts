@@ -2,7 +2,7 @@
 // own files or a built-in module of the rp2 port.
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { FIRMWARE_DIR } from './micropython.ts';
+import { FIRMWARE_DIR, startFirmware } from './micropython.ts';
 
 // Built-in modules of the rp2 port of MicroPython 1.2x (the Pico's `help('modules')`
 // output) restricted to the ones the test harness also provides, so that what passes
@@ -51,4 +51,30 @@ describe('firmware imports', () => {
       expect(unknown).toEqual([]);
     });
   }
+});
+
+describe('firmware sources', () => {
+  test('all compile on MicroPython', async () => {
+    const mp = await startFirmware();
+    for (const file of pythonFiles(FIRMWARE_DIR)) {
+      const name = file.slice(FIRMWARE_DIR.length);
+      const hex = readFileSync(file).toString('hex');
+      const out = mp.run(`
+try:
+    compile(bytes.fromhex("${hex}").decode(), "${name}", "exec")
+    print("ok")
+except SyntaxError as err:
+    print("SyntaxError:", err)
+`);
+      expect(out.trim(), name).toBe('ok');
+    }
+  });
+
+  test('bring-up pads PDUs to size', async () => {
+    const mp = await startFirmware({ '/machine.py': 'def unique_id():\n    return b"\\x01"\n' });
+    const source = readFileSync(`${FIRMWARE_DIR}tools/bringup.py`, 'utf8').replace(/\nmain\(\)\n$/, '\n');
+    mp.fs.writeFile('/bringup.py', source);
+    const out = mp.run('import bringup\nprint([len(bringup.padded_get(n, 1)) for n in bringup.PDU_SIZES])');
+    expect(out.trim()).toBe('[64, 128, 256, 384, 512, 640, 768, 1024]');
+  });
 });
