@@ -52,6 +52,7 @@ async function main(): Promise<number> {
 }
 
 const status = await main();
-// pino writes asynchronously; flushing first keeps the last lines on stdout.
+// The explicit exit, one turn after the last log line, keeps a timer left by a library
+// from holding a stopped daemon open.
 process.exitCode = status;
 setImmediate(() => process.exit(status));

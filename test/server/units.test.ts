@@ -1,11 +1,13 @@
 // Unit tests of the pieces under the CoAP side: semantic version precedence, rollout
 // cohorts, offer selection, the store's rules, and the command-line checks.
 import { describe, expect, it, afterEach } from 'vitest';
+import pino from 'pino';
 import { parseCli, UsageError } from '../../src/daemon/cli.ts';
+import { startServer } from '../../src/daemon/server.ts';
 import { rolloutCohort, selectOffer } from '../../src/releases/select.ts';
 import { compareVersions, parseSemVer } from '../../src/releases/semver.ts';
 import { Store, StoreError, type ReleaseRecord } from '../../src/storage/store.ts';
-import { payloadOf, publish, tempDir } from './helpers.ts';
+import { Code, RawClient, TEST_TOKEN, path_, payloadOf, publish, tempDir } from './helpers.ts';
 
 describe('semver precedence', () => {
   // The chain from semver.org 2.0.0 section 11, lowest first.
@@ -192,6 +194,22 @@ describe('command line', () => {
       expect((await parseCli([]))?.coapPort).toBe(6000);
     } finally {
       delete process.env.OTA_COAP_PORT;
+    }
+  });
+});
+
+describe('default bind', () => {
+  it('dual-stack serves IPv4', async () => {
+    const temp = await tempDir();
+    const server = await startServer({ dataDir: temp.dir, logger: pino({ level: 'silent' }), coapPort: 0, adminPort: 0, adminToken: TEST_TOKEN });
+    const client = new RawClient(server.coapPort);
+    try {
+      const reply = await client.request({ code: Code.GET, options: path_('.well-known', 'core') });
+      expect(reply.code).toBe('2.05');
+    } finally {
+      client.close();
+      await server.close();
+      await temp.remove();
     }
   });
 });
