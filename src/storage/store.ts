@@ -85,6 +85,8 @@ export class Store {
   private readonly chunkCache = new ChunkCache(CHUNK_CACHE_ENTRIES);
   private nextSequence = 0;
   private closed = false;
+  /** Tail of the queue that runs release writes one at a time (see serializeReleaseWrite). */
+  private releaseWrites: Promise<unknown> = Promise.resolve();
 
   private constructor(db: Db, logger: pino.Logger | undefined) {
     this.db = db;
@@ -116,7 +118,21 @@ export class Store {
   }
 
   /** Stores a release and its payload in one atomic batch. */
-  async putRelease(record: ReleaseRecord, payload: Buffer): Promise<void> {
+  putRelease(record: ReleaseRecord, payload: Buffer): Promise<void> {
+    return this.serializeReleaseWrite(() => this.putReleaseNow(record, payload));
+  }
+
+  /**
+   * Runs release writes one after another, because each one checks for a conflict
+   * (same version, same payload) across an await before its batch is written.
+   */
+  private serializeReleaseWrite<T>(write: () => Promise<T>): Promise<T> {
+    const result = this.releaseWrites.then(write, write);
+    this.releaseWrites = result.catch(() => undefined);
+    return result;
+  }
+
+  private async putReleaseNow(record: ReleaseRecord, payload: Buffer): Promise<void> {
     this.assertOpen();
     checkReleaseRecord(record, payload);
     for (const existing of this.releaseCache.values()) {
@@ -158,7 +174,11 @@ export class Store {
     return [...this.releaseCache.values()].sort((a, b) => compareVersions(b.version, a.version));
   }
 
-  async updateRelease(version: string, patch: { revoked?: boolean; rollout?: number }): Promise<ReleaseRecord> {
+  updateRelease(version: string, patch: { revoked?: boolean; rollout?: number }): Promise<ReleaseRecord> {
+    return this.serializeReleaseWrite(() => this.updateReleaseNow(version, patch));
+  }
+
+  private async updateReleaseNow(version: string, patch: { revoked?: boolean; rollout?: number }): Promise<ReleaseRecord> {
     this.assertOpen();
     const current = this.releaseCache.get(version);
     if (!current) throw new StoreError('NOT_FOUND', `release ${version} not found; list releases to see the versions`);

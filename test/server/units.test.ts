@@ -108,6 +108,18 @@ describe('store', () => {
     await expect(publish(store, '1.0.0+b', payloadOf(10, 2))).rejects.toMatchObject({ code: 'RELEASE_EXISTS' });
   });
 
+  it('concurrent same version once', async () => {
+    const store = await openStore();
+    const results = await Promise.allSettled([
+      publish(store, '2.0.0', payloadOf(10, 1)),
+      publish(store, '2.0.0', payloadOf(10, 2)),
+    ]);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    const rejected = results.find((result) => result.status === 'rejected');
+    expect(rejected).toMatchObject({ reason: { code: 'RELEASE_EXISTS' } });
+    expect((await store.listReleases()).map((release) => release.version)).toEqual(['2.0.0']);
+  });
+
   it('same payload twice rejected', async () => {
     const store = await openStore();
     await publish(store, '1.0.0', payloadOf(10, 1));
