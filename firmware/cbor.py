@@ -3,7 +3,7 @@
 Supported: unsigned and negative integers, byte strings, text strings, arrays,
 maps, false, true and null, all with definite lengths. Anything else (floats,
 tags, indefinite lengths, reserved additional-info values, trailing bytes) is
-rejected with ValueError so a malformed server answer never reaches the updater.
+rejected with ValueError, so a malformed server response never reaches the updater.
 """
 from micropython import const
 import struct
@@ -135,6 +135,7 @@ class _Reader:
             raise ValueError("CBOR simple value or float 0x%02x at offset %d is not supported" % (initial, self.pos - 1))
         if major == _MAJOR_TAG:
             raise ValueError("CBOR tag at offset %d is not supported" % (self.pos - 1))
+
         value = self.argument(info)
         if major == _MAJOR_UINT:
             return value
@@ -148,6 +149,7 @@ class _Reader:
                 return str(raw, "utf-8")
             except UnicodeError:
                 raise ValueError("CBOR text at offset %d is not valid UTF-8" % (self.pos - value))
+
         if major == _MAJOR_ARRAY:
             self._check_count(value)
             return [self.item(depth + 1) for _ in range(value)]

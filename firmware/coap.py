@@ -1,8 +1,8 @@
 """CoAP message codec (RFC 7252 section 3) and Block2 values (RFC 7959 section 2.2).
 
 Only the byte format: no message ids, retransmission or matching; that is
-coap_client.py. Malformed messages raise ValueError (RFC 7252 section 4.2 says a
-message format error is rejected, never guessed at).
+coap_client.py. Malformed messages raise ValueError, because RFC 7252 section 4.2
+requires a message format error to be rejected, never guessed at.
 """
 from micropython import const
 
@@ -205,10 +205,12 @@ def decode(data):
     mid = (data[2] << 8) | data[3]
     if code == EMPTY and len(data) != HEADER_BYTES:
         raise ValueError("empty CoAP message carries %d bytes after the header" % (len(data) - HEADER_BYTES))
+
     pos = HEADER_BYTES + token_length
     if pos > len(data):
         raise ValueError("CoAP message truncated in its %d-byte token" % token_length)
     token = bytes(data[HEADER_BYTES:pos])
+
     options = []
     number = 0
     payload = data[len(data):]

@@ -14,9 +14,11 @@ _log = log.Logger("coap")
 
 # RFC 7252 section 4.8 defaults ACK_TIMEOUT to 2 s. On NB-IoT one round trip takes
 # about 1 s and, with paging and coverage-enhancement repetitions, often several
-# seconds, so 2 s would retransmit requests that are still in flight and pay for
-# each retransmission in battery. Nordic's NB-IoT CoAP client raised its initial
-# ACK timeout to 15 s after 10 s proved too short; 12 s sits in that range.
+# seconds, so 2 s would retransmit requests still in flight and pay for each
+# retransmission in battery. Zephyr 2.7 sets its initial ACK timeout to 20 s for
+# its LTE-M/NB-IoT modem shields (SARA-R4, WNC M14A2A). Nordic's NB-IoT CoAP client
+# reportedly went from 10 s to 15 s (not checked against its source). 12 s is an
+# estimate in that range; set "ack_timeout_ms" after measuring with bringup.py.
 DEFAULT_ACK_TIMEOUT_MS = const(12000)
 # RFC 7252 section 4.8: ACK_RANDOM_FACTOR 1.5, expressed in per mille.
 ACK_RANDOM_FACTOR_PERMILLE = const(1500)
@@ -26,7 +28,7 @@ MAX_PDU_BYTES = const(512)
 
 
 class CoapError(Exception):
-    """An exchange failed; the message says which request and why."""
+    """Failure of an exchange; the message names the request and the reason."""
 
 
 class CoapTimeout(CoapError):
@@ -103,7 +105,7 @@ class CoapClient:
 
         options must be sorted by number (see coap.encode_into). Raises CoapTimeout
         when no response arrives before the retransmissions or the deadline run
-        out, CoapReset when the server answers with RST.
+        out, CoapReset when the server replies with RST.
         """
         self._mid = (self._mid + 1) & 0xFFFF
         mid = self._mid

@@ -6,9 +6,9 @@ from ota_proto import DEFAULT_CHANNEL
 
 CONFIG_PATH = "/ota_config.json"
 
-# Block size default: 512 bytes keeps one block per AT+CCOAPNMI line of about
-# 1.1 KB of hex and halves the round trips of 256-byte blocks; see
-# docs/firmware.md for how to measure the modem's real limit.
+# Default block size: a 512-byte block fits one AT+CCOAPNMI line of about 1.1 KB
+# of hex and needs half the round trips of 256-byte blocks. docs/firmware.md
+# explains how to measure the modem's real limit.
 DEFAULTS = {
     "device_id": None,
     "server": "127.0.0.1",
@@ -58,6 +58,7 @@ def load(path=CONFIG_PATH):
         raise ConfigError("%s is not valid JSON (%s): regenerate it with ota-tool device add" % (path, err))
     if not isinstance(loaded, dict):
         raise ConfigError("%s must hold a JSON object" % path)
+
     for key in loaded:
         if key in config:
             config[key] = loaded[key]
@@ -72,6 +73,7 @@ def load(path=CONFIG_PATH):
         raise ConfigError("watchdog_ms must be 0 (off) or at most 8388 (the rp2 maximum), got %d" % config["watchdog_ms"])
     if not 16 <= config["block_size"] <= 1024:
         raise ConfigError("block_size must be 16..1024 bytes, got %d" % config["block_size"])
+
     if not config["device_id"]:
         config["device_id"] = _default_device_id()
     config["public_key_bytes"] = _public_key(config["public_key"])

@@ -1,10 +1,11 @@
 """Launcher: boots the active A/B slot, rolls back failed trials, runs the app and OTA check-ins.
 
-Copied to the Pico once and never replaced by an update. Each boot: load the
-configuration and slot state; on a trial boot count it and roll back after
-trial_boots unconfirmed boots; import app.py from the active slot (an exception
-there during a trial rolls back at once); then loop over app.step(led) and run
-an OTA check-in right after boot and every check_interval_s.
+Copied to the Pico once and never replaced by an update. Each boot loads the
+configuration and slot state. A trial boot is counted, and after trial_boots
+unconfirmed boots the launcher rolls back. Then it imports app.py from the
+active slot, and an exception there during a trial rolls back at once.
+Finally it loops over app.step(led), with an OTA check-in right after boot and
+every check_interval_s.
 """
 from micropython import const
 import gc

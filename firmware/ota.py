@@ -1,10 +1,11 @@
 """OTA client: check-in, resumable Block2 download, verification, install, reports.
 
-One check-in is: POST /c; confirm a trial version on success; send queued
-reports (POST /r); and, when a manifest is offered, verify its signature,
-download the image block by block into /ota_staging.bin, check its SHA-256,
-unpack it into the inactive slot and switch to it on trial, then reset.
-Nothing is unpacked before the Ed25519 signature and the digest both pass.
+A check-in sends POST /c, confirms a trial version when that succeeds and
+sends the queued reports (POST /r). When a manifest is offered, it verifies
+the signature and downloads the image block by block into /ota_staging.bin.
+Then it checks the SHA-256, unpacks the image into the inactive slot, switches
+to that slot on trial and resets. Nothing is unpacked before the Ed25519
+signature and the digest both pass.
 """
 from micropython import const
 import binascii
@@ -168,10 +169,10 @@ class Updater:
         options.append((coap.OPT_CONTENT_FORMAT, coap.encode_uint(proto.FORMAT_CBOR)))
         response = client.request(coap.POST, options, cbor.encode(request))
         if response.code != coap.CONTENT:
-            raise CoapError("check answered %s: %s" % (coap.code_string(response.code), bytes(response.payload)))
+            raise CoapError("check returned %s: %s" % (coap.code_string(response.code), bytes(response.payload)))
         manifest = cbor.decode(response.payload)
         if not isinstance(manifest, dict):
-            raise ValueError("check answer is not a CBOR map: %r" % (manifest,))
+            raise ValueError("check response is not a CBOR map: %r" % (manifest,))
         return manifest or None
 
     def send_reports(self, client, state):
@@ -254,6 +255,7 @@ class Updater:
         block_bytes = coap.block_size(szx)
         digest = hashlib.sha256()
         offset = self._resume_offset(offer, block_bytes, digest)
+
         etag = offer["sha256"][:proto.ETAG_BYTES]
         options = path_options(offer["path"])
         options.append(None)  # Block2, set per block
@@ -269,6 +271,7 @@ class Updater:
                 response = self._request_block(client, options, num)
                 if num == 0:
                     options.pop()
+
                 payload = self._check_block(response, num, szx, etag, size, offset)
                 staging.write(payload)
                 staging.flush()
@@ -277,6 +280,7 @@ class Updater:
                 num += 1
                 if self.led:
                     self.led.service()
+
         if digest.digest() != offer["sha256"]:
             raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "SHA-256 of the %d downloaded bytes does not match the manifest" % size)
 
@@ -292,7 +296,7 @@ class Updater:
     def _check_block(self, response, num, szx, etag, size, offset):
         """Return the payload of a block response after checking it fits the image."""
         if response.code != coap.CONTENT:
-            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d answered %s: %s"
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d returned %s: %s"
                               % (num, coap.code_string(response.code), bytes(response.payload)))
         got_etag = response.option(coap.OPT_ETAG)
         if got_etag is None or bytes(got_etag) != etag:
@@ -300,7 +304,7 @@ class Updater:
                               % (num, got_etag and binascii.hexlify(got_etag), binascii.hexlify(etag)))
         block = response.uint_option(coap.OPT_BLOCK2)
         if block is None:
-            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d answer has no Block2 option" % num)
+            raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d response has no Block2 option" % num)
         got_num, more, got_szx = coap.parse_block(block)
         if got_num != num or got_szx != szx:
             raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "asked block %d SZX %d, got block %d SZX %d" % (num, szx, got_num, got_szx))

@@ -18,12 +18,12 @@ RX_PIN = const(1)  # GP1 from modem TX
 PWRKEY_PIN = const(14)
 BAUDRATE = const(115200)
 
-# One +CCOAPNMI line of a 1024-byte block is about 2.1 KB of hex; the UART ring
-# buffer holds a whole one so no byte is lost while Python writes flash.
+# One +CCOAPNMI line of a 1024-byte block is about 2.1 KB of hex. The UART ring
+# buffer fits a whole line, so no byte is lost while Python writes flash.
 RX_BUFFER_BYTES = const(2560)
 LINE_BYTES = const(2400)
-# One public SIM7020 driver caps AT+CCOAPSEND at 512 bytes of PDU.
-# NOTE: the limit is taken from that driver, not measured; firmware/tools/bringup.py measures it.
+# Largest PDU one AT+CCOAPSEND carries.
+# NOTE: 512 bytes is assumed, not measured; firmware/tools/bringup.py measures it on a board.
 MAX_SEND_BYTES = const(512)
 RX_QUEUE_MAX = const(4)
 
@@ -36,12 +36,12 @@ AT_TIMEOUT_MS = const(2000)  # ordinary commands
 AT_PROBE_TIMEOUT_MS = const(500)  # "AT" while finding out whether the modem is on
 CFUN_TIMEOUT_MS = const(10000)  # radio on/off
 DNS_TIMEOUT_MS = const(30000)  # AT+CDNSGIP result URC
-BOOT_TIMEOUT_MS = const(10000)  # from PWRKEY release to the first answer to "AT"
+BOOT_TIMEOUT_MS = const(10000)  # from PWRKEY release to the first reply to "AT"
 OFF_SETTLE_MS = const(3000)  # after a PWRKEY pulse that turns the modem off
 ATTACH_POLL_MS = const(2000)
 SIM_TRIES = const(5)
 
-# AT commands (SIM7020 series AT command manual names).
+# AT commands the driver sends.
 CMD_AT = b"AT"
 CMD_ECHO_OFF = b"ATE0"
 CMD_SIM_STATUS = b"AT+CPIN?"
@@ -72,7 +72,7 @@ REPLY_COAP_NEW = b"+CCOAPNEW:"
 URC_COAP_DATA = b"+CCOAPNMI:"
 URC_DNS = b"+CDNSGIP:"
 
-# +CEREG <stat> values that mean registered (3GPP TS 27.007 section 10.1.22).
+# +CEREG <stat> values of a registered modem.
 REG_HOME = const(1)
 REG_ROAMING = const(5)
 PDP_CID = const(1)
@@ -84,11 +84,11 @@ _log = log.Logger("modem")
 
 
 class ModemError(Exception):
-    """The modem answered ERROR or something unexpected."""
+    """Failure reply (ERROR, +CME ERROR) or an unexpected reply from the modem."""
 
 
 class ModemTimeout(ModemError):
-    """The modem did not answer in time."""
+    """No reply from the modem within the timeout."""
 
 
 def is_ipv4(host):
@@ -216,7 +216,7 @@ class Sim7020:
         while True:
             line = self._read_line(deadline)
             if line is None:
-                raise ModemTimeout("%s: no answer within %d ms" % (cmd[:24], timeout_ms))
+                raise ModemTimeout("%s: no reply within %d ms" % (cmd[:24], timeout_ms))
             if line == RESULT_OK:
                 return info
             if line == RESULT_ERROR or line.startswith(RESULT_CME_ERROR):
@@ -240,14 +240,14 @@ class Sim7020:
 
     # Power ---------------------------------------------------------------
 
-    def _answers(self):
+    def _replies(self):
         try:
             self.command(CMD_AT, AT_PROBE_TIMEOUT_MS)
             return True
         except ModemTimeout:
             return False
         except ModemError:
-            return True  # an ERROR is still an answer
+            return True  # an ERROR is still a reply
 
     def pulse_pwrkey(self):
         """Toggle the modem between off and on with one PWRKEY pulse."""
@@ -259,29 +259,29 @@ class Sim7020:
     def _wait_boot(self):
         deadline = time.ticks_add(time.ticks_ms(), BOOT_TIMEOUT_MS)
         while time.ticks_diff(deadline, time.ticks_ms()) > 0:
-            if self._answers():
+            if self._replies():
                 return True
         return False
 
     def power_on(self):
-        """Make sure the modem answers AT; pulse PWRKEY only if it stays silent.
+        """Make sure the modem replies to AT; pulse PWRKEY only if it stays silent.
 
         The modem keeps its power across a Pico reset, so a blind pulse would
         switch a running modem off. Two pulses cover a modem that was on but hung.
         """
         for _ in range(3):
-            if self._answers():
+            if self._replies():
                 return
         for _ in range(2):
             self.pulse_pwrkey()
             if self._wait_boot():
                 return
-        raise ModemTimeout("modem does not answer AT after two PWRKEY pulses: check its supply, GP0/GP1 wiring and GP14")
+        raise ModemTimeout("modem does not reply to AT after two PWRKEY pulses: check its supply, GP0/GP1 wiring and GP14")
 
     def restart(self):
-        """Switch a modem that stopped answering off and on again."""
+        """Switch a modem that stopped replying off and on again."""
         _log.warn("restarting the modem")
-        if self._answers():
+        if self._replies():
             self.pulse_pwrkey()
             self._pause(OFF_SETTLE_MS)
         self._rx_queue = []

@@ -1,10 +1,10 @@
 """A/B application slots and their state file /ota_state.json.
 
 State: {"active": "a"|"b", "versions": {"a": str|None, "b": str|None},
-"trial": bool, "boots": int, "rejected": [str]}. "trial" means the active slot
-holds a new version that has not yet been confirmed by a successful check-in;
-"boots" counts its unconfirmed boots; "rejected" lists versions that failed
-verification, installation or their trial, which the device will not take again. Every write goes to a temporary file that one os.rename puts
+"trial": bool, "boots": int, "rejected": [str]}. "trial" means that the active
+slot contains a new version not yet confirmed by a successful check-in, and
+"boots" counts its unconfirmed boots. "rejected" lists the versions that failed
+verification, installation or their trial, which the device does not take again. Every write goes to a temporary file that one os.rename puts
 in place: littlefs (the rp2 filesystem) renames atomically, so a power cut leaves
 either the old or the new state, never a mix.
 """

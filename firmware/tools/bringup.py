@@ -1,6 +1,6 @@
 """Bring-up check of a Pico + SIM7020E board: runs each modem step and prints what it found.
 
-Run on a board that already holds the firmware files and /ota_config.json:
+Run on a board that already contains the firmware files and /ota_config.json:
 
     mpremote run firmware/tools/bringup.py
 
@@ -18,7 +18,7 @@ import coap
 import sim7020
 from coap_client import CoapClient, CoapError, path_options
 
-# Set to a download path such as "d/3f2a9c01b7e4" (from `ota-tool` or a check answer)
+# Set to a download path such as "d/3f2a9c01b7e4" (from `ota-tool` or a check response)
 # to measure the largest block that arrives in one URC line.
 DOWNLOAD_PATH = None
 # Set True to also time a full PWRKEY off/on cycle.

@@ -5,8 +5,8 @@ import { startFirmware, type Interpreter } from './micropython.ts';
 
 let mp: Interpreter;
 
-// Transport whose replies come from a handler called on each send; receive() jumps
-// the clock to the next scripted reply, or by the whole timeout when there is none.
+// Transport whose replies come from a handler called on each send. receive() moves
+// the clock to the next scripted reply, or on by the whole timeout when none is due.
 const SCRIPT = `
 import coap, coap_client, json
 

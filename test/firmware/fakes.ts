@@ -1,6 +1,6 @@
 // Python stand-ins for unit tests that need hardware modules without the full harness:
 // a `machine` module with the rp2 API surface the firmware uses, and a scripted
-// SIM7020E on a fake UART that answers AT commands synchronously.
+// SIM7020E on a fake UART that replies to AT commands synchronously.
 
 export const FAKE_MACHINE = `
 import time

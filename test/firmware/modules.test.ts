@@ -4,10 +4,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { FIRMWARE_DIR, startFirmware } from './micropython.ts';
 
-// Built-in modules of the rp2 port of MicroPython 1.2x (the Pico's `help('modules')`
-// output) restricted to the ones the test harness also provides, so that what passes
-// in tests runs on the board. The rp2 port has more (array, random, re, rp2, select,
-// ...); adding one here also needs it in the harness and in docs/firmware.md.
+// Built-in modules of the rp2 port of MicroPython 1.2x that the firmware may use: the
+// hardware API fixed for this project (docs/firmware.md), which the test harness also
+// provides, so what passes in tests runs on the board. The rp2 port has more (array,
+// random, re, rp2, select); adding one here also needs it in the harness and the docs.
 const RP2_BUILTINS = new Set([
   'binascii', 'deflate', 'errno', 'gc', 'hashlib', 'io', 'json', 'machine', 'micropython', 'os', 'struct', 'sys', 'time',
 ]);

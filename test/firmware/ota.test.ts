@@ -10,7 +10,7 @@ import { startFirmware, type Interpreter } from './micropython.ts';
 import { FAKE_MACHINE } from './fakes.ts';
 
 // Stand-in for ed25519.py: a "signature" is SHA-256(public key | message) twice, so
-// the test still proves that the firmware signs over the exact signedMessage() bytes.
+// the test still proves that the firmware verifies over the exact signedMessage() bytes.
 const FAKE_ED25519 = `
 import hashlib
 def verify(public_key, message, signature):
@@ -113,7 +113,7 @@ interface Outcome {
   pending: unknown[];
 }
 
-/** One check-in by a fresh Updater, as after a reboot; returns what it left behind. */
+/** Runs one check-in with a fresh Updater, as after a reboot, and returns what it left behind. */
 function checkIn(): Outcome {
   return mp.json<Outcome>(`
 server.blocks = []
