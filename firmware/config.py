@@ -2,7 +2,7 @@
 import binascii
 import json
 import log
-from ota_proto import DEFAULT_CHANNEL
+from ota_proto import DEFAULT_CHANNEL, MAX_CHANNEL_BYTES, MAX_DEVICE_ID_BYTES
 
 CONFIG_PATH = "/ota_config.json"
 
@@ -46,7 +46,7 @@ def _default_device_id():
 
 
 def load(path=CONFIG_PATH):
-    """Return the configuration dict; raise ConfigError naming a key of the wrong type."""
+    """Read and validate the configuration; raise ConfigError naming the invalid key."""
     config = dict(DEFAULTS)
     try:
         with open(path) as f:
@@ -57,7 +57,7 @@ def load(path=CONFIG_PATH):
     except ValueError as err:
         raise ConfigError("%s is not valid JSON (%s): regenerate it with ota-tool device add" % (path, err))
     if not isinstance(loaded, dict):
-        raise ConfigError("%s must hold a JSON object" % path)
+        raise ConfigError("%s must contain a JSON object: regenerate it with ota-tool device add" % path)
 
     for key in loaded:
         if key in config:
@@ -76,12 +76,30 @@ def load(path=CONFIG_PATH):
 
     if not config["device_id"]:
         config["device_id"] = _default_device_id()
+    _check_text("device_id", config["device_id"], MAX_DEVICE_ID_BYTES, b"._-", True)
+    _check_text("channel", config["channel"], MAX_CHANNEL_BYTES, b"-", False)
     config["public_key_bytes"] = _public_key(config["public_key"])
     level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN, "error": log.ERROR}.get(config["log_level"])
     if level is None:
         raise ConfigError("log_level must be debug, info, warn or error, got %r" % (config["log_level"],))
     log.set_level(level)
     return config
+
+
+def _check_text(key, value, max_bytes, punctuation, upper_allowed):
+    """Raise ConfigError unless value matches the protocol's pattern for key."""
+    valid = isinstance(value, str) and 1 <= len(value) <= max_bytes
+    if valid:
+        for byte in value.encode():
+            is_lower_or_digit = 0x61 <= byte <= 0x7A or 0x30 <= byte <= 0x39
+            is_upper = 0x41 <= byte <= 0x5A
+            if not (is_lower_or_digit or (upper_allowed and is_upper) or byte in punctuation):
+                valid = False
+                break
+    if not valid:
+        allowed = "letters, digits" if upper_allowed else "lower-case letters, digits"
+        raise ConfigError("configuration key %r must be 1..%d bytes of %s and %s, got %r"
+                          % (key, max_bytes, allowed, punctuation.decode(), value))
 
 
 def _public_key(text):
