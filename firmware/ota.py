@@ -217,6 +217,8 @@ class Updater:
         finally:
             if self.led:
                 self.led.set_updating(False)
+        # NOTE: a power cut between the state switch above and this write loses the
+        # "installed" report; the "confirmed" report of the trial still reaches the server.
         reports.add(proto.OUTCOME_INSTALLED, offer["version"])
         _remove_staging()
         self.send_reports(client, state)
