@@ -1,8 +1,8 @@
 // The blocking call channel between the MicroPython worker and the main thread.
 //
 // Python code on the simulated Pico calls a JS function in the worker, which posts
-// a request message and then sleeps on Atomics.wait until the main thread (owner of
-// the UART peer, the flash filesystem and the clock) writes the reply into a
+// a request message and then sleeps on Atomics.wait. The main thread owns the UART
+// peer, the flash filesystem and the clock; it writes the reply into a
 // SharedArrayBuffer and notifies. Reply bytes go through a fixed data area, so one
 // reply carries at most DATA_CAPACITY bytes; callers loop for more.
 

@@ -55,7 +55,7 @@ interface Handle {
   readable: boolean;
   writable: boolean;
   append: boolean;
-  /** Content as this handle sees it: durable content at open plus its own writes. */
+  /** Content visible through this handle: the durable content at open plus its own writes. */
   content: Uint8Array;
   size: number;
   position: number;
@@ -166,17 +166,20 @@ export class FlashFs {
     if (!['r', 'w', 'a', 'x'].includes(base)) {
       throw new FlashError(Errno.EINVAL, `open mode ${JSON.stringify(mode)} is invalid: use r, w, a or x`);
     }
+
     if (this.dirs.has(path)) throw new FlashError(Errno.EISDIR, `${path} is a directory`);
     const existing = this.files.get(path);
     const writable = base !== 'r' || plus;
     if (base === 'r' && existing === undefined) throw new FlashError(Errno.ENOENT, `${path} does not exist`);
     if (base === 'x' && existing !== undefined) throw new FlashError(Errno.EEXIST, `${path} exists`);
+
     if (writable) {
       this.requireDir(parentOf(path));
       this.record({ op: 'open', path, mode });
       // littlefs writes the directory entry of a new file when it is opened.
       if (existing === undefined) this.files.set(path, new Uint8Array(0));
     }
+
     const start = base === 'w' || base === 'x' ? new Uint8Array(0) : (existing ?? new Uint8Array(0));
     const id = this.nextHandle++;
     this.handles.set(id, {
@@ -227,7 +230,20 @@ export class FlashFs {
 
   seek(id: number, offset: number, whence: number): number {
     const handle = this.handle(id);
-    const base = whence === 0 ? 0 : whence === 1 ? handle.position : whence === 2 ? handle.size : NaN;
+    let base: number;
+    switch (whence) {
+      case 0:
+        base = 0;
+        break;
+      case 1:
+        base = handle.position;
+        break;
+      case 2:
+        base = handle.size;
+        break;
+      default:
+        throw new FlashError(Errno.EINVAL, `seek whence ${whence} is invalid: use 0, 1 or 2`);
+    }
     const position = base + offset;
     if (!(position >= 0)) {
       throw new FlashError(Errno.EINVAL, `seek to offset ${offset} from whence ${whence} is invalid`);

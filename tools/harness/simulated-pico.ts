@@ -1,7 +1,7 @@
-// SimulatedPico: runs the firmware's MicroPython files unchanged on real MicroPython
-// (WebAssembly) in a worker thread, with the Pico's UART0 wired to a UartPeer, its
-// flash filesystem, pins, watchdog and clock held here on the main thread so that
-// they outlive each boot. See docs/harness.md for what it models and what it does not.
+// SimulatedPico runs the firmware's MicroPython files unchanged on real MicroPython
+// (WebAssembly) in a worker thread, with the Pico's UART0 wired to a UartPeer. The
+// flash filesystem, pins, watchdog and clock live here on the main thread, so they
+// outlive each boot. docs/harness.md says what it models and what it does not.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,7 +29,7 @@ import { SimulatedUart } from './uart.ts';
 export const PICO_HEAP_BYTES = 190 * 1024;
 /** Onboard LED of the Pico (GP25). */
 export const LED_PIN = 25;
-/** Initial GC heap of the interpreter; it grows on demand, the budget is checked by sampling. */
+/** Initial GC heap of the interpreter in bytes. It grows on demand; kept small because gc.mem_alloc() walks the whole heap at every sample. */
 const INTERPRETER_HEAP_BYTES = 64 * 1024;
 /** How often the watchdog and function predicates are checked, in real ms. */
 const POLL_INTERVAL_MS = 5;
@@ -40,9 +40,9 @@ const WDT_RESET = 3;
 export interface SimulatedPicoOptions {
   /** Initial flash content: path (relative paths are under /) to bytes or UTF-8 text. */
   files: Record<string, Uint8Array | string>;
-  /** What UART0 is wired to: the SIM7020E simulator, or a test's fake. */
+  /** Peer on UART0: the SIM7020E simulator, or a test's fake. */
   uart: UartPeer;
-  /** Fails the run when the firmware's live heap passes this many bytes (default 190 KiB). */
+  /** Fails the run when heapHighWater passes this many bytes (default 190 KiB). */
   heapBudgetBytes?: number;
   /** Cuts power right before mutating filesystem operation number n (1-based, over all boots). */
   powerCutAtOp?: number;
@@ -107,8 +107,9 @@ export class HeapBudgetError extends Error {
     readonly budgetBytes: number,
   ) {
     super(
-      `firmware heap ${heapBytes} bytes (allocated after gc.collect()) exceeds the budget of ` +
-        `${budgetBytes} bytes: reduce allocations or raise heapBudgetBytes`,
+      `firmware heap ${heapBytes} bytes exceeds the budget of ${budgetBytes} bytes ` +
+        `(gc.mem_alloc() since main.py started; this WebAssembly build collects no garbage while ` +
+        `Python runs, so garbage counts too): allocate less, or raise heapBudgetBytes for a long run`,
     );
   }
 }
@@ -171,6 +172,7 @@ export class SimulatedPico {
   private wdtTimeoutMs: number | undefined;
   private wdtDeadlineMs = 0;
   private poller: NodeJS.Timeout | undefined;
+  private readonly sleepTimers = new Set<NodeJS.Timeout>();
   private readonly waiters = new Set<Waiter>();
   private shimHeap = 0;
   private harnessHeap = 0;
@@ -216,7 +218,11 @@ export class SimulatedPico {
     return this.resetLog.length;
   }
 
-  /** Highest live heap of the firmware seen so far, in bytes (see docs/harness.md). */
+  /**
+   * Highest gc.mem_alloc() seen at a call into the harness, minus the harness's own heap at
+   * the start of main.py, in bytes. Garbage is never collected while Python runs in this
+   * build, so this is an upper bound of the firmware's live heap (see docs/harness.md).
+   */
   get heapHighWater(): number {
     return Atomics.load(this.channel.ints, Slot.HeapHighWater);
   }
@@ -414,6 +420,8 @@ export class SimulatedPico {
     void worker?.terminate();
     this.flash.dropHandles();
     this.uart.close();
+    for (const timer of this.sleepTimers) clearTimeout(timer);
+    this.sleepTimers.clear();
     this.wdtTimeoutMs = undefined;
     for (const [pin, level] of this.outputLevels) {
       if (level !== 0) this.writePin(pin, 0);
@@ -631,7 +639,8 @@ export class SimulatedPico {
     const generation = this.generation;
     const realStart = performance.now();
     return new Promise((resolve) => {
-      setTimeout(() => {
+      const timer = setTimeout(() => {
+        this.sleepTimers.delete(timer);
         if (generation !== this.generation) return;
         const skippedMs = boardMs - (performance.now() - realStart);
         if (skippedMs > 0) this.shiftClocks(skippedMs);
@@ -641,6 +650,7 @@ export class SimulatedPico {
         }
         resolve(null);
       }, boardMs / this.clockScale);
+      this.sleepTimers.add(timer);
     });
   }
 

@@ -1,6 +1,6 @@
-// UART0 of the simulated Pico on the main thread: paces bytes at the baud rate in
-// both directions, keeps the rp2 driver's RX ring buffer (bytes arriving while it
-// is full are lost, as in a FIFO overrun), and serves reads with the rp2 timeout
+// UART0 of the simulated Pico, on the main thread. It paces bytes at the baud rate
+// in both directions and keeps the rp2 driver's RX ring buffer, so bytes arriving
+// while it is full are lost, as in a FIFO overrun. Reads follow the rp2 timeout
 // rules: wait up to `timeout` ms for the first byte, then `timeout_char` ms for
 // each next one.
 
@@ -15,8 +15,8 @@ interface Segment {
   data: Uint8Array;
   /** Real time (epoch ms) at which data[0] has fully arrived. */
   firstArrivalMs: number;
-  /** Bytes already moved out of the wire. */
-  taken: number;
+  /** Bytes of data already moved off the wire. */
+  movedBytes: number;
 }
 
 interface PendingRead {
@@ -76,7 +76,7 @@ export class SimulatedUart {
       return;
     }
     const start = Math.max(now, this.rxWireFreeMs);
-    this.wire.push({ data: data.slice(), firstArrivalMs: start + this.byteTimeMs, taken: 0 });
+    this.wire.push({ data: data.slice(), firstArrivalMs: start + this.byteTimeMs, movedBytes: 0 });
     this.rxWireFreeMs = start + data.length * this.byteTimeMs;
     this.pump();
   }
@@ -89,8 +89,8 @@ export class SimulatedUart {
         segment.data.length,
         Math.floor((now - segment.firstArrivalMs) / this.byteTimeMs) + 1,
       );
-      while (segment.taken < arrived) {
-        const byte = segment.data[segment.taken++]!;
+      while (segment.movedBytes < arrived) {
+        const byte = segment.data[segment.movedBytes++]!;
         if (this.reader !== undefined && this.rxBuffer.length === 0 && this.readerWants(this.reader)) {
           this.reader.received.push(byte);
           this.reader.deadlineMs = now + this.reader.timeoutCharMs;
@@ -100,7 +100,7 @@ export class SimulatedUart {
           this.overrunBytes++;
         }
       }
-      if (segment.taken < segment.data.length) return;
+      if (segment.movedBytes < segment.data.length) return;
       this.wire.shift();
     }
   }
@@ -113,7 +113,7 @@ export class SimulatedUart {
   private nextArrivalMs(): number | undefined {
     const segment = this.wire[0];
     if (segment === undefined) return undefined;
-    return segment.firstArrivalMs + segment.taken * this.byteTimeMs;
+    return segment.firstArrivalMs + segment.movedBytes * this.byteTimeMs;
   }
 
   any(): number {

@@ -1,7 +1,7 @@
 // Worker thread of the simulated Pico: one MicroPython (WebAssembly) interpreter
-// for one boot. It exposes the JS module `_harness` to the Python shims; calls that
-// need the main thread post a request and block on Atomics.wait, as the firmware
-// blocks on the hardware of a real board. The main thread ends a boot by
+// for one boot. It exposes the JS module `_harness` to the Python shims. A call that
+// needs the main thread posts a request and blocks on Atomics.wait, just as the
+// firmware blocks on the hardware of a real board. The main thread ends a boot by
 // terminating this worker (reset, watchdog, power cut).
 
 import { readFileSync } from 'node:fs';
@@ -41,7 +41,7 @@ function post(message: WorkerMessage): void {
   port!.postMessage(message);
 }
 
-/** Folder of the interpreter's own (Emscripten) filesystem that holds the shims during boot. */
+/** Folder of the interpreter's own (Emscripten) filesystem that contains the shims during boot. */
 const SHIM_DIR = '/.pico_shims';
 const SHIM_FILES = ['pico_heap.py', 'pico_time.py', 'machine.py', 'flash_vfs.py'];
 

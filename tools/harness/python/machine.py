@@ -36,7 +36,7 @@ class Pin:
         if id == "LED":
             id = _LED_PIN
         if not isinstance(id, int) or not 0 <= id <= 29:
-            raise ValueError("invalid pin")
+            raise ValueError("pin %r is invalid: use 0..29 or 'LED'" % (id,))
         self._id = id
         self._mode = Pin.IN
         self._level = 0
