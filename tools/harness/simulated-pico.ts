@@ -289,8 +289,9 @@ export class SimulatedPico {
     }
     if (this.boardState === 'off') {
       this.setClockZero(CLOCK_POWER_ON_ZERO, epochNowMs());
-      this.resetCauseCode = PWRON_RESET;
     }
+    // The RUN pin resets the whole chip, which the rp2 port reports as a power-on reset.
+    this.resetCauseCode = PWRON_RESET;
     await this.startBoot();
   }
 

@@ -119,8 +119,10 @@ class UART:
 
     def _receive(self, n, line):
         # Stages up to n bytes in the harness; returns their count, or -1 on timeout.
+        # rp2 readline() reads one byte per driver call, so each byte gets `timeout`.
         _sample()
-        return _harness.uart_read(n, self._timeout_ms, self._timeout_char_ms, 1 if line else 0)
+        timeout_char_ms = self._timeout_ms if line else self._timeout_char_ms
+        return _harness.uart_read(n, self._timeout_ms, timeout_char_ms, 1 if line else 0)
 
     def _take_bytes(self, k):
         _harness.stage(k)
