@@ -377,6 +377,24 @@ print('done=1')
     expect(pico.heapHighWater).toBeLessThan(60000);
   });
 
+  test('gc figures relative to budget', async () => {
+    const { pico } = makePico({
+      'main.py': `
+import gc
+keep = bytearray(30000)
+print('gc=%d,%d' % (gc.mem_alloc(), gc.mem_free()))
+`,
+    });
+    await pico.boot();
+    await pico.runUntil({ serialMatch: /^gc=/ }, { timeoutMs: 10_000 });
+    const [allocated, free] = printed(pico, 'gc')!.split(',').map(Number);
+    expect(allocated).toBeGreaterThanOrEqual(30000);
+    expect(allocated).toBeLessThan(40000);
+    // mem_free() samples the heap a moment after mem_alloc(), so the sum may fall a few bytes short.
+    expect(allocated! + free!).toBeLessThanOrEqual(190 * 1024);
+    expect(allocated! + free!).toBeGreaterThan(190 * 1024 - 256);
+  });
+
   test('budget exceeded fails run', async () => {
     const { pico } = makePico(
       {

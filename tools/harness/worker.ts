@@ -43,7 +43,7 @@ function post(message: WorkerMessage): void {
 
 /** Folder of the interpreter's own (Emscripten) filesystem that contains the shims during boot. */
 const SHIM_DIR = '/.pico_shims';
-const SHIM_FILES = ['pico_heap.py', 'pico_time.py', 'machine.py', 'flash_vfs.py'];
+const SHIM_FILES = ['pico_heap.py', 'pico_time.py', 'pico_gc.py', 'machine.py', 'flash_vfs.py'];
 
 function readSource(name: string): string {
   return readFileSync(new URL(name, pythonDir), 'utf8');
@@ -135,6 +135,9 @@ function boot(message: BootMessage): void {
       Atomics.wait(channel.ints, Slot.Ready, 0);
     },
     heap: sampleHeap,
+    harness_heap_bytes: () => harnessHeapBytes,
+    // JS numbers reach Python as 32-bit integers, so a huge or infinite budget is capped.
+    heap_budget_bytes: () => Math.min(heapBudgetBytes, 2 ** 31 - 1),
     take: (address: number, length: number) => writeHeap(address, channel.data.subarray(0, length)),
     SCRATCH_ADDRESS: scratchAddress,
     stage: (length: number) => writeHeap(scratchAddress, channel.data.subarray(0, length)),

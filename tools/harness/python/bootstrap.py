@@ -18,6 +18,7 @@ _heap_before_shims = gc.mem_alloc()
 sys.path.insert(0, _harness.SHIM_DIR)
 import pico_heap  # noqa: E402
 import pico_time  # noqa: E402
+import pico_gc  # noqa: E402
 import machine  # noqa: E402
 import flash_vfs  # noqa: E402
 
@@ -25,10 +26,11 @@ sys.path.remove(_harness.SHIM_DIR)
 sys.modules["time"] = pico_time
 sys.modules["utime"] = pico_time
 sys.modules["umachine"] = machine
-for _name in ("pico_heap", "pico_time", "flash_vfs"):
+sys.modules["gc"] = pico_gc
+for _name in ("pico_heap", "pico_time", "pico_gc", "flash_vfs"):
     del sys.modules[_name]
 _flash = flash_vfs.FlashVfs()
-del pico_heap, pico_time, machine, flash_vfs, _name
+del pico_heap, pico_time, pico_gc, machine, flash_vfs, _name
 
 os.umount("/")
 os.mount(_flash, "/")

@@ -1,0 +1,12 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { SimulatedPico, firmwareFiles } from './simulated-pico.ts';
+import { Sim7020Simulator } from '../sim7020/index.ts';
+const sim = new Sim7020Simulator({ pwrkeyMinMs: 50, bootDelayMs: 200, networkAttachDelayMs: 200, logger: (l) => console.log('SIM', l.slice(0, 150)) });
+const app: Record<string, Uint8Array> = {};
+for (const n of readdirSync('firmware/apps/1.0.0')) app['slots/a/' + n] = readFileSync('firmware/apps/1.0.0/' + n);
+const pico = new SimulatedPico({ files: { ...firmwareFiles(), ...app, 'ota_config.json': JSON.stringify({ device_id: 'dev1', server: '127.0.0.1', port: 5999, public_key: '00'.repeat(32), modem_pwrkey_ms: 60, check_interval_s: 5 }) }, uart: sim, heapBudgetBytes: 64 << 20, clockScale: 1, onSerial: (l, b) => console.log(b, l) });
+await pico.boot();
+const r = await pico.runUntil(() => false, { timeoutMs: 15000 });
+console.log(r, 'hw', pico.heapHighWater, 'fsops', pico.fsOps.length, pico.resetLog, pico.uartStats, 'led', pico.ledEvents.length);
+await pico.stop();
+await sim.close();
