@@ -1,5 +1,6 @@
 // SimulatedPico on real MicroPython (WebAssembly) with tiny Python scripts and a
-// loopback UART peer.
+// loopback UART peer. Timing checks have strict lower bounds (the semantics) and
+// loose upper bounds, so a loaded CI machine does not make them flaky.
 
 import { afterEach, describe, expect, test } from 'vitest';
 import { HeapBudgetError, SimulatedPico, type SimulatedPicoOptions } from '../../tools/harness/simulated-pico.ts';
@@ -54,7 +55,7 @@ print('after=%r' % (uart.read(),))
     expect(result.reason).toBe('matched');
     expect(printed(pico, 'empty')).toBe('None');
     expect(Number(printed(pico, 'empty_ms'))).toBeGreaterThanOrEqual(150);
-    expect(Number(printed(pico, 'empty_ms'))).toBeLessThan(400);
+    expect(Number(printed(pico, 'empty_ms'))).toBeLessThan(600);
   });
 
   test('readline blocks until echo', async () => {
@@ -65,7 +66,7 @@ print('after=%r' % (uart.read(),))
     expect(printed(pico, 'line')).toBe("b'AT\\r\\n'");
     // The peer echoes after 20 ms; 4 bytes at 115200 baud take about 0.35 ms each way.
     expect(Number(printed(pico, 'line_ms'))).toBeGreaterThanOrEqual(19);
-    expect(Number(printed(pico, 'line_ms'))).toBeLessThan(150);
+    expect(Number(printed(pico, 'line_ms'))).toBeLessThan(300);
   });
 
   test('any and readinto see echoed bytes', async () => {
@@ -120,7 +121,7 @@ print('done=1')
     const gaps = pico.ledEvents.slice(1).map((event, i) => event.atMs - pico.ledEvents[i]!.atMs);
     for (const gap of gaps) {
       expect(gap).toBeGreaterThanOrEqual(99);
-      expect(gap).toBeLessThan(160);
+      expect(gap).toBeLessThan(250);
     }
     expect(peer.pins).toContainEqual({ pin: 14, value: 1 });
   });
@@ -143,7 +144,7 @@ print('board_ms=%d' % time.ticks_diff(time.ticks_ms(), start))
     await pico.boot();
     const result = await pico.runUntil({ serialMatch: /^board_ms=/ }, { timeoutMs: 10_000 });
     expect(Number(printed(pico, 'board_ms'))).toBeGreaterThanOrEqual(2000);
-    expect(result.elapsedMs).toBeLessThan(1000);
+    expect(result.elapsedMs).toBeLessThan(1500);
     expect(pico.ledEvents[1]!.atMs - pico.ledEvents[0]!.atMs).toBeGreaterThanOrEqual(500);
   });
 });
@@ -335,7 +336,7 @@ while True:
     expect(result.reason).toBe('matched');
     expect(pico.resetLog[0]!.cause).toBe('watchdog');
     expect(pico.resetLog[0]!.atMs - starvedAtMs).toBeGreaterThanOrEqual(250);
-    expect(pico.resetLog[0]!.atMs - starvedAtMs).toBeLessThan(450);
+    expect(pico.resetLog[0]!.atMs - starvedAtMs).toBeLessThan(700);
   });
 
   test('watchdog over rp2 maximum rejected', async () => {
