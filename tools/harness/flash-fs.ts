@@ -55,7 +55,10 @@ interface Handle {
   readable: boolean;
   writable: boolean;
   append: boolean;
-  /** Content visible through this handle: the durable content at open plus its own writes. */
+  /**
+   * Content visible through this handle: the durable content at open plus its own writes.
+   * NOTE: littlefs lets two open handles of one file see each other's synced data; this does not.
+   */
   content: Uint8Array;
   size: number;
   position: number;

@@ -399,6 +399,7 @@ export class SimulatedPico {
         reject(error);
         this.fail(generation, new Error(`simulated Pico worker crashed: ${error.message}`));
       });
+      board.worker.once('exit', () => reject(new Error('simulated Pico worker exited before main.py started')));
     });
     const boot: BootMessage = {
       type: 'boot',
@@ -407,8 +408,15 @@ export class SimulatedPico {
       uniqueIdHex: this.uniqueIdHex,
     };
     board.worker.postMessage(boot);
-    await started;
-    if (generation === this.generation) this.boardState = 'running';
+    try {
+      await started;
+    } catch (error) {
+      // A stop, reset or power cut that ended this boot early is no failure.
+      if (generation !== this.generation) return;
+      throw error;
+    }
+    if (generation !== this.generation) return;
+    this.boardState = 'running';
     // Load the next interpreter while this boot runs, so a reset reboots quickly.
     this.spare ??= this.spawnWorker();
   }
