@@ -57,7 +57,8 @@ interface Handle {
   append: boolean;
   /**
    * Content visible through this handle: the durable content at open plus its own writes.
-   * NOTE: littlefs lets two open handles of one file see each other's synced data; this does not.
+   * NOTE: each handle keeps its own snapshot; whether littlefs shows one handle's synced data
+   * to another open handle of the same file is not modelled.
    */
   content: Uint8Array;
   size: number;
