@@ -15,7 +15,9 @@ import log
 
 STATE_PATH = "/ota_state.json"
 STATE_TMP_PATH = "/ota_state.tmp"
-SLOTS_ROOT = "/slots"
+# Not "/slots": MicroPython imports a folder as a namespace package before a .py
+# file of the same name, so a /slots folder would shadow slots.py at "import slots".
+SLOTS_ROOT = "/app_slots"
 SLOT_NAMES = ("a", "b")
 APP_FILE = "app.py"
 # Version assumed for slot a when the state file is missing or unreadable: the

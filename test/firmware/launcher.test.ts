@@ -35,7 +35,7 @@ print(json.dumps({"reset": reset, "app": getattr(launcher.app, "NAME", None), "s
 function writeApp(slot: string, source: string): void {
   mp.run(`
 slots.clear("${slot}")
-with open("/slots/${slot}/app.py", "w") as f:
+with open("/app_slots/${slot}/app.py", "w") as f:
     f.write(${JSON.stringify(source)})
 `);
 }
@@ -90,8 +90,8 @@ describe('Launcher.boot', () => {
     writeApp('a', 'import helper\nNAME = "a" + helper.TAG\ndef step(led): pass\n');
     writeApp('b', 'import helper\nNAME = "b" + helper.TAG\ndef step(led): pass\n');
     mp.run(`
-open("/slots/a/helper.py", "w").write("TAG = '-a'\\n")
-open("/slots/b/helper.py", "w").write("TAG = '-b'\\n")
+open("/app_slots/a/helper.py", "w").write("TAG = '-a'\\n")
+open("/app_slots/b/helper.py", "w").write("TAG = '-b'\\n")
 `);
     expect(boot().app).toBe('a-a');
     mp.run('slots.save(slots.begin_trial(slots.load(), "b", "2.0.0"))');

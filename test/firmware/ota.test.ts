@@ -142,7 +142,7 @@ beforeEach(async () => {
 import json, os, machine, config, ota, reports, slots
 from fake_server import FakeServer
 slots.clear("a")
-with open("/slots/a/app.py", "w") as f:
+with open("/app_slots/a/app.py", "w") as f:
     f.write("def step(led): pass\\n")
 `);
 });
@@ -157,15 +157,15 @@ describe('Updater.check_in', () => {
     expect(out.blocks).toEqual([...Array(Math.ceil(release.image.length / 256)).keys()]);
     expect(out.staged).toBe(false);
     expect(out.reports).toEqual([{ '0': 'pico-test-1', '1': '2.0.0', '2': 0, '3': '2.0.0' }]);
-    expect(Buffer.from(mp.fs.readFile('/slots/b/app.py')).toString()).toBe('FAST = True\n');
-    expect(Buffer.from(mp.fs.readFile('/slots/b/lib/data.bin')).equals(Buffer.alloc(3000, 0x61))).toBe(true);
+    expect(Buffer.from(mp.fs.readFile('/app_slots/b/app.py')).toString()).toBe('FAST = True\n');
+    expect(Buffer.from(mp.fs.readFile('/app_slots/b/lib/data.bin')).equals(Buffer.alloc(3000, 0x61))).toBe(true);
   });
 
   test('installs deflate release', () => {
     serve(makeRelease('3.0.0', 'PULSE = True\n', { deflate: true }));
     const out = checkIn();
     expect(out.state).toMatchObject({ active: 'b', versions: { b: '3.0.0' }, trial: true });
-    expect(Buffer.from(mp.fs.readFile('/slots/b/app.py')).toString()).toBe('PULSE = True\n');
+    expect(Buffer.from(mp.fs.readFile('/app_slots/b/app.py')).toString()).toBe('PULSE = True\n');
   });
 
   test('check request carries id and version', () => {
@@ -236,7 +236,7 @@ describe('Updater.check_in', () => {
     serve(makeRelease('2.0.0', 'x = 1\n'));
     mp.run(`
 slots.clear("b")
-open("/slots/b/app.py", "w").write("def step(led): pass\\n")
+open("/app_slots/b/app.py", "w").write("def step(led): pass\\n")
 slots.save(slots.begin_trial(slots.load(), "b", "2.0.0"))
 server.offer = False
 `);

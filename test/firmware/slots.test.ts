@@ -118,10 +118,10 @@ print(json.dumps(s))
   test('clear removes nested files', () => {
     const out = mp.run(`
 install("b")
-os.mkdir("/slots/b/lib"); os.mkdir("/slots/b/lib/x")
-open("/slots/b/lib/x/y.py", "w").close()
+os.mkdir("/app_slots/b/lib"); os.mkdir("/app_slots/b/lib/x")
+open("/app_slots/b/lib/x/y.py", "w").close()
 slots.clear("b")
-print(os.listdir("/slots/b"))
+print(os.listdir("/app_slots/b"))
 `);
     expect(out.trim()).toBe('[]');
   });
