@@ -6,6 +6,7 @@ client side of RFC 7252 sections 4 and 5.3.2: message ids, tokens, exponential
 back-off, empty ACK followed by a separate response, RST, duplicates.
 """
 from micropython import const
+import os
 import time
 import coap
 import log
@@ -39,6 +40,22 @@ class CoapReset(CoapError):
     pass
 
 
+def _random_seed():
+    """Return 32 random bits from os.urandom (the RP2040's ring oscillator on rp2).
+
+    Not time.ticks_us(): it restarts at 0 on every boot, so a device that resets
+    right after a check-in would repeat message ids inside the server's
+    deduplication window (EXCHANGE_LIFETIME, RFC 7252 section 4.8.2) and get the
+    cached reply of its previous exchange.
+    """
+    try:
+        return int.from_bytes(os.urandom(4), "big")
+    except (AttributeError, OSError, NotImplementedError):
+        # NOTE: ports without os.urandom (the WebAssembly build of the tests) fall
+        # back to the boot-relative clock; rp2 has it.
+        return time.ticks_us()
+
+
 def max_transmit_wait_ms(ack_timeout_ms, max_retransmit):
     """MAX_TRANSMIT_WAIT of RFC 7252 section 4.8.2, in ms, for these parameters."""
     return ack_timeout_ms * ((1 << (max_retransmit + 1)) - 1) * ACK_RANDOM_FACTOR_PERMILLE // 1000
@@ -61,7 +78,7 @@ class CoapClient:
         self._idle = idle
         # xorshift32 state: ids and tokens need to be unpredictable to an off-path
         # attacker (RFC 7252 section 5.3.1), not cryptographically strong.
-        self._rand = (seed if seed is not None else time.ticks_us()) & 0xFFFFFFFF or 0x9E3779B9
+        self._rand = (seed if seed is not None else _random_seed()) & 0xFFFFFFFF or 0x9E3779B9
         self._mid = self._next_random() & 0xFFFF
         self._tx = bytearray(MAX_PDU_BYTES)
         self._ack = bytearray(coap.HEADER_BYTES)
