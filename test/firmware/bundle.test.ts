@@ -26,7 +26,7 @@ function unpackInFirmware(stream: Buffer, deflated: boolean): string {
 slots.clear("b")
 try:
     with open("/ota_staging.bin", "rb") as f:
-        print("names", bundle.unpack(f, "/slots/b", ${deflated ? 'True' : 'False'}))
+        print("names", bundle.unpack(f, "/app_slots/b", ${deflated ? 'True' : 'False'}))
 except ValueError as err:
     print("ValueError:", err)
 `).trim();
@@ -47,7 +47,7 @@ describe('bundle.unpack', () => {
       const out = unpackInFirmware(stream, deflated);
       expect(out).toBe(`names ['app.py', 'lib/sensor.py', 'lib/deep/table.bin', 'empty.txt']`);
       for (const file of FILES) {
-        expect(Buffer.from(mp.fs.readFile(`/slots/b/${file.name}`)).equals(file.data), file.name).toBe(true);
+        expect(Buffer.from(mp.fs.readFile(`/app_slots/b/${file.name}`)).equals(file.data), file.name).toBe(true);
       }
     });
   }
@@ -67,7 +67,7 @@ gc.collect()
 gc.disable()
 before = gc.mem_alloc()
 with open("/ota_staging.bin", "rb") as f:
-    bundle.unpack(f, "/slots/b", True, buf)
+    bundle.unpack(f, "/app_slots/b", True, buf)
 used = gc.mem_alloc() - before
 gc.enable()
 print(used)
@@ -107,7 +107,7 @@ print(used)
 slots.clear("b")
 try:
     with open("/ota_staging.bin", "rb") as f:
-        bundle.unpack(f, "/slots/b", True)
+        bundle.unpack(f, "/app_slots/b", True)
     print("accepted")
 except (ValueError, OSError) as err:
     print("rejected", type(err).__name__)
