@@ -84,6 +84,7 @@ class Launcher:
         _log.info("booting slot", state["active"], slots.running_version(state))
         try:
             self.app = self.load_app(state)
+            _log.info("running app", slots.running_version(state), "from slot", state["active"])
         except Exception as err:  # any fault of the app's code, which the launcher must survive
             sys.print_exception(err)
             if state["trial"]:

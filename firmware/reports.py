@@ -29,8 +29,9 @@ def pending():
 
 
 def _save(entries):
+    text = json.dumps(entries)
     with open(REPORTS_TMP_PATH, "w") as f:
-        json.dump(entries, f)
+        f.write(text)
     os.rename(REPORTS_TMP_PATH, REPORTS_PATH)
 
 

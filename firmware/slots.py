@@ -90,8 +90,10 @@ def load():
 
 def save(state):
     """Write state atomically: temporary file, then one rename over the old file."""
+    # One write of the whole text: json.dump would issue a flash write per token.
+    text = json.dumps(state)
     with open(STATE_TMP_PATH, "w") as f:
-        json.dump(state, f)
+        f.write(text)
     os.rename(STATE_TMP_PATH, STATE_PATH)
 
 
