@@ -152,6 +152,7 @@ class Updater:
                 reports.add(proto.OUTCOME_CONFIRMED, slots.running_version(state))
             self.send_reports(client, state)
             if manifest is None:
+                _log.info("no update offered, up to date on", slots.running_version(state))
                 _remove_staging()
                 return state
             return self.update(client, state, manifest)
@@ -206,7 +207,8 @@ class Updater:
             if offer["version"] in state["rejected"]:
                 _log.info("offer ignored, version rejected earlier:", offer["version"])
                 return state
-            _log.info("update offered:", offer["version"], offer["size"])
+            _log.info("update offered: %s, %d bytes (%s)" % (offer["version"], offer["size"],
+                      "deflate" if offer["encoding"] == proto.ENCODING_DEFLATE else "raw"))
             if self.led:
                 self.led.set_updating(True)
             self.verify_signature(offer)
@@ -249,6 +251,7 @@ class Updater:
         import ed25519
         if not ed25519.verify(key, message, offer["signature"]):
             raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "Ed25519 signature of %s invalid" % offer["version"])
+        _log.info("signature verified")
 
     def download(self, client, offer):
         """Fetch the image into the staging file, resuming, and check its SHA-256."""
@@ -262,7 +265,7 @@ class Updater:
         options = path_options(offer["path"])
         options.append(None)  # Block2, set per block
         block_index = len(options) - 1
-        _log.info("download from byte", offset, "block size", block_bytes)
+        _log.info("downloading %d bytes in blocks of %d, from byte %d" % (size, block_bytes, offset))
         with open(STAGING_PATH, "r+b" if offset else "wb") as staging:
             staging.seek(offset)
             num = offset // block_bytes
@@ -285,6 +288,7 @@ class Updater:
 
         if digest.digest() != offer["sha256"]:
             raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "SHA-256 of the %d downloaded bytes does not match the manifest" % size)
+        _log.info("download complete, SHA-256 verified")
 
     def _request_block(self, client, options, num):
         for attempt in range(1, BLOCK_TRIES + 1):
