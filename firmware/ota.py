@@ -349,8 +349,9 @@ class Updater:
         if free is not None and free < offer["size"] + FLASH_RESERVE_BYTES:
             raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "%d bytes of flash free, the image needs %d plus %d reserve"
                               % (free, offer["size"], FLASH_RESERVE_BYTES))
+        text = json.dumps(fingerprint)
         with open(STAGING_MANIFEST_PATH, "w") as f:
-            json.dump(fingerprint, f)
+            f.write(text)
         return 0
 
     def _hash_file(self, count, digest):
