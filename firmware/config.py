@@ -2,6 +2,7 @@
 import binascii
 import json
 import log
+import psm
 from ota_proto import DEFAULT_CHANNEL, MAX_CHANNEL_BYTES, MAX_DEVICE_ID_BYTES
 
 CONFIG_PATH = "/ota_config.json"
@@ -28,10 +29,15 @@ DEFAULTS = {
     "modem_debug": False,
     "watchdog_ms": 8000,
     "log_level": "info",
+    # Power saving mode requested after a check-in without an update: T3412 (periodic
+    # TAU) above check_interval_s, so the modem wakes for check-ins, not for TAUs;
+    # T3324 (active time) short, since the device pulls and is never paged. 0 turns PSM off.
+    "psm_tau_s": 14400,
+    "psm_active_s": 10,
 }
 
 _INT_KEYS = ("port", "check_interval_s", "block_size", "ack_timeout_ms", "max_retransmit", "trial_boots",
-             "modem_pwrkey_ms", "attach_timeout_ms", "watchdog_ms")
+             "modem_pwrkey_ms", "attach_timeout_ms", "watchdog_ms", "psm_tau_s", "psm_active_s")
 
 _log = log.Logger("config")
 
@@ -73,6 +79,11 @@ def load(path=CONFIG_PATH):
         raise ConfigError("watchdog_ms must be 0 (off) or at most 8388 (the rp2 maximum), got %d" % config["watchdog_ms"])
     if not 16 <= config["block_size"] <= 1024:
         raise ConfigError("block_size must be 16..1024 bytes, got %d" % config["block_size"])
+    try:
+        psm.encode_tau(config["psm_tau_s"])
+        psm.encode_active(config["psm_active_s"])
+    except ValueError as err:
+        raise ConfigError("%s: set a shorter timer in %s" % (err, path))
 
     if not config["device_id"]:
         config["device_id"] = _default_device_id()

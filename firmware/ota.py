@@ -154,12 +154,33 @@ class Updater:
             if manifest is None:
                 _log.info("no update offered, up to date on", slots.running_version(state))
                 _remove_staging()
+                self.request_power_saving()
                 return state
             return self.update(client, state, manifest)
         finally:
             # A fresh CoAP context per check-in: opening one costs no air time, and a
             # modem reset between check-ins would leave the old context id invalid.
             self.disconnect()
+
+    def request_power_saving(self):
+        """Send AT+CPSMS with the configured timers, so the modem enters PSM until the next check-in.
+
+        Sent after every check-in without an update: one AT command costs no air
+        time, and a modem that lost power since the last one forgot the request.
+        """
+        modem = self._modem
+        if modem is None:
+            return
+        import psm
+        import sim7020
+        tau_s = self.config["psm_tau_s"]
+        try:
+            if tau_s:
+                modem.set_psm(True, psm.encode_tau(tau_s), psm.encode_active(self.config["psm_active_s"]))
+            else:
+                modem.set_psm(False, psm.DEACTIVATED, psm.DEACTIVATED)
+        except sim7020.ModemError as err:  # the modem still works, only without PSM
+            _log.warn("power saving mode request failed:", err)
 
     def check(self, client, state):
         """POST /c; return the manifest map, or None when no update is offered."""
