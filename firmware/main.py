@@ -5,7 +5,8 @@ configuration and slot state. A trial boot is counted, and after trial_boots
 unconfirmed boots the launcher rolls back. Then it imports app.py from the
 active slot, and an exception there during a trial rolls back at once.
 Finally it loops over app.step(led), with an OTA check-in right after boot and
-every check_interval_s.
+every check_interval_s. A step may return a number of ms the app has nothing
+to do; the launcher spends them in machine.lightsleep, up to the next check-in.
 """
 from micropython import const
 import gc
@@ -31,6 +32,7 @@ class Launcher:
     def __init__(self):
         self.led = led.Led()
         self.wdt = None
+        self.watchdog_ms = 0
         self.config = None
         self.app = None
 
@@ -39,6 +41,21 @@ class Launcher:
         if self.wdt:
             self.wdt.feed()
         self.led.service()
+
+    def light_sleep(self, duration_ms, next_check):
+        """Sleep with machine.lightsleep for duration_ms, but not past the next check-in.
+
+        The RP2040 watchdog keeps counting in light sleep, so the sleep is cut into
+        pieces of half the watchdog timeout with a feed after each.
+        """
+        duration_ms = min(duration_ms, max(0, time.ticks_diff(next_check, time.ticks_ms())))
+        piece_max_ms = self.watchdog_ms // 2 if self.wdt else duration_ms
+        while duration_ms > 0:
+            piece_ms = min(duration_ms, piece_max_ms)
+            machine.lightsleep(piece_ms)
+            if self.wdt:
+                self.wdt.feed()
+            duration_ms -= piece_ms
 
     def rollback(self, state, reason):
         """Queue a rolled-back report, switch to the previous slot and reset."""
@@ -97,6 +114,7 @@ class Launcher:
     def run(self):
         state = self.boot()
         watchdog_ms = self.config["watchdog_ms"] if self.config else DEFAULT_WATCHDOG_MS
+        self.watchdog_ms = watchdog_ms
         if watchdog_ms:
             # NOTE: ed25519.verify runs without feeding the watchdog; if a board needs
             # longer than watchdog_ms for it (bringup.py measures it), set watchdog_ms 0.
@@ -121,16 +139,19 @@ class Launcher:
                 next_check = time.ticks_add(time.ticks_ms(), self.config["check_interval_s"] * 1000)
                 gc.collect()
             if self.app is None:
-                time.sleep_ms(NO_APP_PAUSE_MS)
+                self.light_sleep(NO_APP_PAUSE_MS, next_check)
                 continue
             try:
-                self.app.step(self.led)
+                sleep_ms = self.app.step(self.led)
             except Exception as err:  # a fault of the app's code
                 sys.print_exception(err)
                 if state["trial"]:
                     self.rollback(state, "step failed: %r" % err)
                 _log.error("app step failed:", err)
                 self.led.sos(1, self.idle)
+                continue
+            if isinstance(sleep_ms, int) and sleep_ms > 0:
+                self.light_sleep(sleep_ms, next_check)
 
 
 Launcher().run()
