@@ -24,6 +24,7 @@ class Led:
         self.pin = machine.Pin(pin, machine.Pin.OUT)
         self.mode = MODE_NORMAL
         self._next_toggle = time.ticks_ms()
+        self._sos_running = False
 
     def on(self):
         self.pin.on()
@@ -42,6 +43,10 @@ class Led:
 
     def service(self):
         """Toggle the LED when its half period is over; call often while waiting."""
+        if self._sos_running:
+            # sos() calls idle() between flashes, and idle() calls this: a toggle
+            # here would put a blink inside the SOS pattern.
+            return
         now = time.ticks_ms()
         if time.ticks_diff(now, self._next_toggle) >= 0:
             self.pin.toggle()
@@ -50,14 +55,20 @@ class Led:
 
     def sos(self, repeats=1, idle=None):
         """Show SOS repeats times (about 4.5 s each); idle() runs between flashes."""
-        for _ in range(repeats):
-            for on_ms in (SOS_SHORT_MS, SOS_SHORT_MS, SOS_SHORT_MS, SOS_LONG_MS, SOS_LONG_MS, SOS_LONG_MS,
-                          SOS_SHORT_MS, SOS_SHORT_MS, SOS_SHORT_MS):
-                self.pin.on()
-                time.sleep_ms(on_ms)
-                self.pin.off()
-                time.sleep_ms(SOS_GAP_MS)
-                if idle:
-                    idle()
+        self._sos_running = True
+        try:
+            self.pin.off()
             time.sleep_ms(SOS_PAUSE_MS)
+            for _ in range(repeats):
+                for on_ms in (SOS_SHORT_MS, SOS_SHORT_MS, SOS_SHORT_MS, SOS_LONG_MS, SOS_LONG_MS, SOS_LONG_MS,
+                              SOS_SHORT_MS, SOS_SHORT_MS, SOS_SHORT_MS):
+                    self.pin.on()
+                    time.sleep_ms(on_ms)
+                    self.pin.off()
+                    time.sleep_ms(SOS_GAP_MS)
+                    if idle:
+                        idle()
+                time.sleep_ms(SOS_PAUSE_MS)
+        finally:
+            self._sos_running = False
         self.mode = MODE_NORMAL

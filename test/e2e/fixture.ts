@@ -244,9 +244,9 @@ const releaseKey = (version: string) => `!release!${version}`;
 /** Flips one byte of a stored release's payload, as a disk or copy fault would; record and signature stay. */
 export async function corruptPayload(daemon: Daemon, version: string, offset = 0): Promise<void> {
   await daemon.editDatabase(async (db) => {
-    const record = JSON.parse(await mustGet(db, releaseKey(version))) as ReleaseRecord;
+    const record = await readRecord(db, version);
     const key = chunkKey(record.sha256, Math.floor(offset / 1024));
-    const chunk = Buffer.from(await mustGet(db, key, 'buffer'), 'latin1');
+    const chunk = await readChunk(db, key);
     chunk[offset % 1024] = (chunk[offset % 1024] ?? 0) ^ 0xff;
     await db.put(key, chunk as unknown as string, { valueEncoding: 'buffer' });
   });
@@ -258,14 +258,14 @@ export async function corruptPayload(daemon: Daemon, version: string, offset = 0
  */
 export async function replaceDigest(daemon: Daemon, version: string, key: SigningKey): Promise<void> {
   await daemon.editDatabase(async (db) => {
-    const record = JSON.parse(await mustGet(db, releaseKey(version))) as ReleaseRecord;
+    const record = await readRecord(db, version);
     const wrong = Buffer.from(record.sha256, 'hex');
     wrong[31] = (wrong[31] ?? 0) ^ 0x01;
     const wrongHex = wrong.toString('hex');
     // Chunks are stored under the record's digest, so they move with it.
     for (let index = 0; index * 1024 < record.size; index++) {
-      const chunk = await mustGet(db, chunkKey(record.sha256, index), 'buffer');
-      await db.put(chunkKey(wrongHex, index), chunk, { valueEncoding: 'buffer' });
+      const chunk = await readChunk(db, chunkKey(record.sha256, index));
+      await db.put(chunkKey(wrongHex, index), chunk as unknown as string, { valueEncoding: 'buffer' });
     }
     const message = signedMessage({ version, size: record.size, sha256: wrong, encoding: Encoding[record.encoding] });
     const signature = sign(null, message, loadPrivateKey(key.file)).toString('hex');
@@ -273,10 +273,16 @@ export async function replaceDigest(daemon: Daemon, version: string, key: Signin
   });
 }
 
-async function mustGet(db: Level<string, string>, key: string, valueEncoding: 'utf8' | 'buffer' = 'utf8'): Promise<string> {
-  const value = valueEncoding === 'buffer' ? await db.get(key, { valueEncoding: 'buffer' }) : await db.get(key);
-  if (value === undefined) throw new Error(`LevelDB key ${key} not found; the store layout changed, update the e2e fixture`);
-  return valueEncoding === 'buffer' ? Buffer.from(value as unknown as Buffer).toString('latin1') : value;
+async function readRecord(db: Level<string, string>, version: string): Promise<ReleaseRecord> {
+  const value = await db.get(releaseKey(version));
+  if (value === undefined) throw new Error(`release ${version} not found under LevelDB key ${releaseKey(version)}; update the e2e fixture to the store layout`);
+  return JSON.parse(value) as ReleaseRecord;
+}
+
+async function readChunk(db: Level<string, string>, key: string): Promise<Buffer> {
+  const value = (await db.get(key, { valueEncoding: 'buffer' })) as unknown as Buffer | undefined;
+  if (value === undefined) throw new Error(`payload chunk not found under LevelDB key ${key}; update the e2e fixture to the store layout`);
+  return Buffer.from(value);
 }
 
 // ---- device image -------------------------------------------------------------
