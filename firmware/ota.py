@@ -276,6 +276,15 @@ class Updater:
 
     def download(self, client, offer):
         """Fetch the image into the staging file, resuming, and check its SHA-256."""
+        for _ in self.download_blocks(client, offer):
+            pass
+
+    def download_blocks(self, client, offer):
+        """Run download() as a generator that yields the staged byte count after each block.
+
+        download() consumes it in one loop. The heap test drives it one block per
+        top-level call of the test harness, so garbage is collected between blocks.
+        """
         size = offer["size"]
         szx = coap.szx_for(min(self.config["block_size"], offer["block_size"]))
         block_bytes = coap.block_size(szx)
@@ -306,6 +315,7 @@ class Updater:
                 num += 1
                 if self.led:
                     self.led.service()
+                yield offset
 
         if digest.digest() != offer["sha256"]:
             raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "SHA-256 of the %d downloaded bytes does not match the manifest" % size)
