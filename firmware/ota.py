@@ -371,8 +371,9 @@ class Updater:
             if staged_bytes <= offer["size"]:
                 if staged_bytes < offer["size"]:
                     staged_bytes -= staged_bytes % block_bytes
-                self._hash_file(staged_bytes, digest)
                 if staged_bytes:
+                    # A power cut can leave the manifest without the staging file: nothing to hash then.
+                    self._hash_file(staged_bytes, digest)
                     _log.info("resuming a staged download at byte", staged_bytes)
                 return staged_bytes
         _remove_staging()
