@@ -4,13 +4,16 @@
 import { CoapCode, CoapError } from '../errors.ts';
 import { ETAG_BYTES, FORMAT_OCTET_STREAM, IMAGE_MAX_AGE_S } from '../protocol/constants.ts';
 import { CHUNK_BYTES } from '../storage/store.ts';
-import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
+import { OptionNumber, encodeUint, firstOption, optionValues, type Datagram } from './datagram.ts';
 import type { Reply } from './reply.ts';
 
 /** SZX 6 (1024 bytes) is the largest block size; SZX 7 is reserved (RFC 7959 section 2.2). */
 export const MAX_SZX = 6;
 /** Largest NUM a 3-byte Block2 value holds (20 bits, RFC 7959 section 2.2). */
 const MAX_BLOCK_NUM = 0xfffff;
+/** Option values every image block carries, encoded once. */
+const CONTENT_FORMAT_OCTET_STREAM = { number: OptionNumber.contentFormat, value: encodeUint(FORMAT_OCTET_STREAM) };
+const MAX_AGE_IMAGE = { number: OptionNumber.maxAge, value: encodeUint(IMAGE_MAX_AGE_S) };
 
 export interface BlockRequest {
   num: number;
@@ -22,8 +25,8 @@ export interface BlockRequest {
 
 /** Reads the Block2 option of a request. A request without one gets block 0 at 1024 bytes. */
 export function parseBlock2(datagram: Datagram): BlockRequest {
-  const wantsSize = optionValues(datagram, OptionNumber.size2).length > 0;
-  const value = optionValues(datagram, OptionNumber.block2)[0];
+  const wantsSize = firstOption(datagram, OptionNumber.size2) !== undefined;
+  const value = firstOption(datagram, OptionNumber.block2);
   if (value === undefined) return { num: 0, szx: MAX_SZX, blockSize: 1 << (MAX_SZX + 4), wantsSize };
   if (value.length > 3) throw new CoapError('OPTION_INVALID', 'Block2', '0..3 bytes', `${value.length} bytes`);
   let raw = 0;
@@ -54,36 +57,47 @@ export function checkBlockInRange(block: BlockRequest, totalSize: number): void 
 
 export interface ImageBlockSource {
   totalSize: number;
+  /** The ETag option value: the first ETAG_BYTES bytes of the SHA-256. */
   etag: Buffer;
-  /** Returns stored chunk `index`, CHUNK_BYTES long except the last. */
-  readChunk(index: number): Promise<Buffer | undefined>;
+  /**
+   * Returns stored chunk `index`, CHUNK_BYTES long except the last: synchronously when
+   * it is in memory, so a block served from the cache takes no trip through the event loop.
+   */
+  readChunk(index: number): Buffer | undefined | Promise<Buffer | undefined>;
 }
 
-/** Builds the reply for one image block, or 2.03 Valid when the request's ETag matches. */
-export async function imageBlockReply(datagram: Datagram, block: BlockRequest, image: ImageBlockSource): Promise<Reply> {
-  const etag = image.etag.subarray(0, ETAG_BYTES);
-  const maxAge = { number: OptionNumber.maxAge, value: encodeUint(IMAGE_MAX_AGE_S) };
-  if (optionValues(datagram, OptionNumber.etag).some((value) => value.equals(etag))) {
-    return { code: CoapCode.valid, options: [{ number: OptionNumber.etag, value: etag }, maxAge], payload: Buffer.alloc(0) };
+/** Derives the ImageBlockSource fields that never change for one image. */
+export function imageIdentity(totalSize: number, sha256: Buffer): Pick<ImageBlockSource, 'totalSize' | 'etag'> {
+  return { totalSize, etag: Buffer.from(sha256.subarray(0, ETAG_BYTES)) };
+}
+
+/**
+ * Builds the reply for one image block, or 2.03 Valid when the request's ETag matches.
+ * The reply is returned synchronously unless the chunk has to be read from storage.
+ */
+export function imageBlockReply(datagram: Datagram, block: BlockRequest, image: ImageBlockSource): Reply | Promise<Reply> {
+  const etagOption = { number: OptionNumber.etag, value: image.etag };
+  if (optionValues(datagram, OptionNumber.etag).some((value) => value.equals(image.etag))) {
+    return { code: CoapCode.valid, options: [etagOption, MAX_AGE_IMAGE], payload: Buffer.alloc(0) };
   }
   checkBlockInRange(block, image.totalSize);
 
   const offset = block.num * block.blockSize;
-  const chunkIndex = Math.floor(offset / CHUNK_BYTES);
-  let payload: Buffer = Buffer.alloc(0);
-  if (offset < image.totalSize) {
-    const chunk = await image.readChunk(chunkIndex);
-    if (!chunk) throw new Error(`chunk ${chunkIndex} of a ${image.totalSize}-byte image is missing from storage`);
-    const start = offset - chunkIndex * CHUNK_BYTES;
-    payload = chunk.subarray(start, start + block.blockSize);
-  }
   const more = offset + block.blockSize < image.totalSize;
-  const reply = blockReply(payload, block, more, image.totalSize, [
-    { number: OptionNumber.contentFormat, value: encodeUint(FORMAT_OCTET_STREAM) },
-    { number: OptionNumber.etag, value: etag },
-    maxAge,
-  ]);
-  return { ...reply, uncached: true };
+  const options = [CONTENT_FORMAT_OCTET_STREAM, etagOption, MAX_AGE_IMAGE];
+  const finish = (payload: Buffer): Reply => ({ ...blockReply(payload, block, more, image.totalSize, options), uncached: true });
+  // A zero-byte image has one empty block 0.
+  if (offset >= image.totalSize) return finish(Buffer.alloc(0));
+
+  const chunkIndex = Math.floor(offset / CHUNK_BYTES);
+  const start = offset - chunkIndex * CHUNK_BYTES;
+  const slice = (chunk: Buffer | undefined): Buffer => {
+    if (!chunk) throw new Error(`chunk ${chunkIndex} of a ${image.totalSize}-byte image is missing from storage`);
+    return chunk.subarray(start, start + block.blockSize);
+  };
+  const chunk = image.readChunk(chunkIndex);
+  if (chunk instanceof Promise) return chunk.then((stored) => finish(slice(stored)));
+  return finish(slice(chunk));
 }
 
 /** Builds a 2.05 block reply from a small in-memory representation, such as the link format. */

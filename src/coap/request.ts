@@ -16,7 +16,7 @@ import {
   type OutcomeName,
 } from '../protocol/constants.ts';
 import { parseSemVer, type SemVer } from '../releases/semver.ts';
-import { OptionNumber, decodeUint, optionValues, type Datagram } from './datagram.ts';
+import { OptionNumber, countOption, decodeUint, firstOption, optionValues, type Datagram } from './datagram.ts';
 
 /**
  * Critical options this server acts on; any other odd-numbered option gets 4.02 (RFC 7252
@@ -46,10 +46,10 @@ export function checkOptions(datagram: Datagram): void {
     }
   }
   for (const number of SINGLE_CRITICAL) {
-    const count = optionValues(datagram, number).length;
+    const count = countOption(datagram, number);
     if (count > 1) throw new CoapError('OPTION_INVALID', `number ${number}`, 'present at most once', `${count} times`);
   }
-  const accept = optionValues(datagram, OptionNumber.accept)[0];
+  const accept = firstOption(datagram, OptionNumber.accept);
   if (accept && accept.length > 2) throw new CoapError('OPTION_INVALID', 'Accept', '0..2 bytes', `${accept.length} bytes`);
 }
 
@@ -71,7 +71,7 @@ export function uriQuery(datagram: Datagram): Map<string, string> {
 
 /** Returns the Content-Format the response uses: the Accept option if allowed, else the first allowed one. */
 export function negotiateFormat(datagram: Datagram, allowed: readonly number[]): number {
-  const accept = optionValues(datagram, OptionNumber.accept)[0];
+  const accept = firstOption(datagram, OptionNumber.accept);
   if (accept === undefined) return allowed[0]!;
   const format = decodeUint(accept);
   if (!allowed.includes(format)) throw new CoapError('ACCEPT_UNSUPPORTED', allowed.join(' or '), String(format));

@@ -19,7 +19,7 @@ import {
 } from '../protocol/constants.ts';
 import { selectOffer } from '../releases/select.ts';
 import type { DeviceRecord, ReleaseRecord, Store } from '../storage/store.ts';
-import { bufferBlockReply, imageBlockReply, lastBlockNum, parseBlock2 } from './blocks.ts';
+import { bufferBlockReply, imageBlockReply, imageIdentity, lastBlockNum, parseBlock2 } from './blocks.ts';
 import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
 import { linkFormat } from './link-format.ts';
 import type { Reply } from './reply.ts';
@@ -39,11 +39,18 @@ export interface ResourceContext {
   logger: pino.Logger;
   /** Client address as "host:port", stored in device records. */
   address: string;
+  /** True when the logger writes debug lines. */
+  debug: boolean;
 }
 
 const METHOD_NAMES: Record<string, string> = { '0.01': 'GET', '0.02': 'POST', '0.03': 'PUT', '0.04': 'DELETE', '0.05': 'FETCH' };
 
-export async function handleRequest(datagram: Datagram, ctx: ResourceContext): Promise<Reply> {
+/**
+ * Routes one request to its handler. Returns the reply synchronously where the
+ * handler needs no storage access (an image block in the chunk cache), else a promise;
+ * a rejected request throws CoapError, synchronously or through the promise.
+ */
+export function handleRequest(datagram: Datagram, ctx: ResourceContext): Reply | Promise<Reply> {
   checkOptions(datagram);
   const path = uriPath(datagram);
   const method = METHOD_NAMES[datagram.code] ?? datagram.code;
@@ -160,33 +167,64 @@ async function report(datagram: Datagram, ctx: ResourceContext): Promise<Reply> 
   return { code: CoapCode.changed, options: [], payload: Buffer.alloc(0) };
 }
 
-async function download(datagram: Datagram, id: string, ctx: ResourceContext): Promise<Reply> {
-  negotiateFormat(datagram, [FORMAT_OCTET_STREAM]);
+/**
+ * Size and ETag of each release's image, derived once per record. The store replaces a
+ * record on every change, so an entry never outlives the record it describes.
+ */
+const IMAGE_FORMATS = [FORMAT_OCTET_STREAM];
+const imageIdentities = new WeakMap<ReleaseRecord, ReturnType<typeof imageIdentity>>();
+
+/**
+ * Serves one block of an image. Blocks between the first and the last are the hot
+ * path: they touch only memory when the chunk is cached, and the reply is then
+ * returned without a promise.
+ */
+function download(datagram: Datagram, id: string, ctx: ResourceContext): Reply | Promise<Reply> {
+  negotiateFormat(datagram, IMAGE_FORMATS);
   const block = parseBlock2(datagram);
   if (!DOWNLOAD_ID_PATTERN.test(id)) throw new CoapError('RELEASE_NOT_FOUND', JSON.stringify(id.slice(0, 40)));
-  const release = await ctx.store.getReleaseByDownloadId(id);
+  const release = ctx.store.releaseByDownloadId(id);
   if (!release) throw new CoapError('RELEASE_NOT_FOUND', id);
   if (release.revoked) throw new CoapError('RELEASE_REVOKED', id, release.version);
 
-  const reply = await imageBlockReply(datagram, block, {
-    totalSize: release.size,
-    etag: Buffer.from(release.sha256, 'hex'),
-    readChunk: (index) => ctx.store.readChunkByDigest(release.sha256, index),
-  });
-  if (reply.code !== CoapCode.content) return reply;
-
-  const log = ctx.logger.child({ version: release.version, block: block.num, szx: block.szx });
-  log.debug('block served');
-  const last = lastBlockNum(release.size, block.blockSize);
-  const time = new Date().toISOString();
-  const detail = `from ${ctx.address}, ${block.blockSize}-byte blocks`;
-  if (block.num === 0) {
-    await ctx.store.appendEvent({ time, type: 'download-started', version: release.version, detail });
-    log.info({ size: release.size }, 'download started');
+  let identity = imageIdentities.get(release);
+  if (!identity) {
+    identity = imageIdentity(release.size, Buffer.from(release.sha256, 'hex'));
+    imageIdentities.set(release, identity);
   }
-  if (block.num === last) {
+  const reply = imageBlockReply(datagram, block, {
+    ...identity,
+    readChunk: (index) => ctx.store.cachedChunk(release.sha256, index) ?? ctx.store.readChunkByDigest(release.sha256, index),
+  });
+  const last = lastBlockNum(release.size, block.blockSize);
+  if (!(reply instanceof Promise) && reply.code === CoapCode.content && block.num !== 0 && block.num !== last) {
+    logBlockServed(ctx, release, block.num, block.szx);
+    return reply;
+  }
+  return downloadEvents(Promise.resolve(reply), release, block.num, block.szx, block.blockSize, last, ctx);
+}
+
+function logBlockServed(ctx: ResourceContext, release: ReleaseRecord, num: number, szx: number): void {
+  // The check skips building the fields object, and in the direct path the child
+  // logger too, when debug lines are off, as they are in production.
+  if (ctx.debug) ctx.logger.debug({ version: release.version, block: num, szx }, 'block served');
+}
+
+/** Records the download-started and download-finished events before the first and last block go out. */
+async function downloadEvents(pending: Promise<Reply>, release: ReleaseRecord, num: number, szx: number, blockSize: number, last: number, ctx: ResourceContext): Promise<Reply> {
+  const reply = await pending;
+  if (reply.code !== CoapCode.content) return reply;
+  logBlockServed(ctx, release, num, szx);
+  const time = new Date().toISOString();
+  const detail = `from ${ctx.address}, ${blockSize}-byte blocks`;
+  const fields = { version: release.version, block: num, szx, size: release.size };
+  if (num === 0) {
+    await ctx.store.appendEvent({ time, type: 'download-started', version: release.version, detail });
+    ctx.logger.info(fields, 'download started');
+  }
+  if (num === last) {
     await ctx.store.appendEvent({ time, type: 'download-finished', version: release.version, detail });
-    log.info({ size: release.size }, 'download finished');
+    ctx.logger.info(fields, 'download finished');
   }
   return reply;
 }

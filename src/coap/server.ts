@@ -3,16 +3,21 @@
 // node-coap keeps its jobs: parsing, the deduplication cache that replays the stored
 // response to a retransmitted CON, and piggybacked ACKs. Responses are
 // written through OutgoingMessage.end, past node-coap's Block2 layer; docs/server.md
-// explains why.
+// explains why. Confirmable GETs of image blocks skip node-coap altogether and are
+// answered straight from this module, since they are most of the traffic and need
+// none of its work.
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { OutgoingMessage, Server } from 'coap';
 import type pino from 'pino';
 import { CoapError } from '../errors.ts';
 import type { Store } from '../storage/store.ts';
-import { MessageType, parseDatagram, resetFor, type Datagram } from './datagram.ts';
+import { PATH_DOWNLOAD } from '../protocol/constants.ts';
+import { MessageType, OptionNumber, encodeMessageParts, parseDatagram, resetFor, type Datagram } from './datagram.ts';
 import { OPTION_NAMES, type Reply } from './reply.ts';
-import { handleRequest } from './resources.ts';
+import { handleRequest, type ResourceContext } from './resources.ts';
 
 /**
  * Time node-coap waits for a handler before it sends an empty ACK and a separate
@@ -62,6 +67,8 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
   /** Requests being handled, by endpoint, mid and token: a retransmission that arrives meanwhile is dropped. */
   const inFlight = new Map<string, Promise<void>>();
   let pending: PendingRequest | undefined;
+  // pino fixes a logger's level at creation, so this is read once.
+  const debug = logger.isLevelEnabled('debug');
   let closing = false;
 
   const send = (buffer: Buffer, rsinfo: AddressInfo) => socket.send(buffer, rsinfo.port, rsinfo.address);
@@ -76,7 +83,7 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
       return;
     }
     const datagram = parsed.datagram;
-    logger.debug({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid, code: datagram.code, bytes: msg.length }, 'datagram received');
+    if (debug) logger.debug({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid, code: datagram.code, bytes: msg.length }, 'datagram received');
     if (datagram.code === '0.00') {
       // An Empty CON is a ping and gets a Reset (RFC 7252 section 4.3); ACK and RST go to node-coap.
       if (datagram.type === MessageType.con) send(resetFor(datagram.mid), rsinfo);
@@ -85,14 +92,18 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
     }
     if (!datagram.code.startsWith('0.')) return;
 
-    const key = `${rsinfo.address}:${rsinfo.port}/${datagram.mid}/${datagram.token.toString('hex')}`;
-    if (inFlight.has(key)) {
+    const keyOf = () => `${rsinfo.address}:${rsinfo.port}/${datagram.mid}/${datagram.token.toString('hex')}`;
+    if (inFlight.size > 0 && inFlight.has(keyOf())) {
       logger.debug({ address: rsinfo.address, mid: datagram.mid }, 'retransmission of a request in flight dropped');
+      return;
+    }
+    if (isBlockRequest(datagram)) {
+      serveDirect(datagram, rsinfo, keyOf);
       return;
     }
     // node-coap calls the request listener synchronously from inner(), or replies from
     // its deduplication cache without calling it. Either way pending is consumed here.
-    pending = { datagram, key };
+    pending = { datagram, key: keyOf() };
     try {
       inner(msg, rsinfo);
     } finally {
@@ -111,16 +122,9 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
       return;
     }
     const address = `${rsinfo.address}:${rsinfo.port}`;
-    const work = handleRequest(current.datagram, { store, logger: log, address })
-      .catch((err: unknown) => {
-        if (err instanceof CoapError) {
-          const level = err.coapCode.startsWith('5.') ? 'error' : 'warn';
-          log[level]({ code: err.code, coapCode: err.coapCode, reason: err.message }, 'request rejected');
-          return errorReply(err);
-        }
-        log.error({ err }, 'request failed');
-        return errorReply(new CoapError('INTERNAL'));
-      })
+    const work = Promise.resolve()
+      .then(() => handleRequest(current.datagram, { store, logger: log, address, debug }))
+      .catch((err: unknown) => rejectionReply(err, log))
       .then((reply) => {
         writeReply(res, reply, log);
         // The key node-coap 1.5.0 stores a piggybacked response under (Server._toKey).
@@ -129,6 +133,50 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
       .finally(() => inFlight.delete(current.key));
     inFlight.set(current.key, work);
   });
+  /**
+   * Answers a Confirmable image-block GET with a piggybacked ACK written here, past
+   * node-coap: no IncomingMessage or OutgoingMessage streams, no second parse and no
+   * deduplication entry. Blocks are never kept in that cache anyway, and RFC 7252
+   * section 4.5 lets a retransmitted GET be served again. A block whose chunk is in
+   * memory is answered before this function returns; otherwise the request is in
+   * flight until storage answers, and retransmissions meanwhile are dropped.
+   */
+  const serveDirect = (datagram: Datagram, rsinfo: AddressInfo, keyOf: () => string) => {
+    let log: pino.Logger | undefined;
+    // The child logger is built only when a line is written, which the hot path avoids.
+    const ctx: ResourceContext = {
+      store,
+      address: `${rsinfo.address}:${rsinfo.port}`,
+      debug,
+      get logger() {
+        log ??= logger.child({ mid: datagram.mid, address: rsinfo.address });
+        return log;
+      },
+    };
+    const sendReply = (reply: Reply) => {
+      socket.send(encodeMessageParts(MessageType.ack, reply.code, datagram.mid, datagram.token, reply.options, reply.payload), rsinfo.port, rsinfo.address);
+      if (debug) ctx.logger.debug({ coapCode: reply.code, bytes: reply.payload.length }, 'response sent');
+    };
+    let result: Reply | Promise<Reply>;
+    try {
+      result = handleRequest(datagram, ctx);
+    } catch (err) {
+      result = rejectionReply(err, ctx.logger);
+    }
+    if (!(result instanceof Promise)) {
+      sendReply(result);
+      return;
+    }
+    // NOTE: node-coap would send an empty ACK after PIGGYBACK_REPLY_MS; this path always
+    // piggybacks, so a storage read slower than ACK_TIMEOUT makes the device retransmit.
+    const key = keyOf();
+    const work = result
+      .catch((err: unknown) => rejectionReply(err, ctx.logger))
+      .then(sendReply)
+      .finally(() => inFlight.delete(key));
+    inFlight.set(key, work);
+  };
+
   server.on('error', (err: Error) => logger.error({ err }, 'CoAP server error'));
   server.listen(socket);
 
@@ -152,6 +200,24 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
   };
+}
+
+/** True for a Confirmable GET whose first Uri-Path segment is the download resource. */
+function isBlockRequest(datagram: Datagram): boolean {
+  if (datagram.type !== MessageType.con || datagram.code !== '0.01') return false;
+  const firstPath = datagram.options.find((option) => option.number === OptionNumber.uriPath);
+  return firstPath !== undefined && firstPath.value.length === PATH_DOWNLOAD.length && firstPath.value.toString('latin1') === PATH_DOWNLOAD;
+}
+
+/** Turns a handler's failure into the error reply, logging it at the level its code calls for. */
+function rejectionReply(err: unknown, log: pino.Logger): Reply {
+  if (err instanceof CoapError) {
+    const level = err.coapCode.startsWith('5.') ? 'error' : 'warn';
+    log[level]({ code: err.code, coapCode: err.coapCode, reason: err.message }, 'request rejected');
+    return errorReply(err);
+  }
+  log.error({ err }, 'request failed');
+  return errorReply(new CoapError('INTERNAL'));
 }
 
 function errorReply(err: CoapError): Reply {
@@ -183,10 +249,22 @@ function writeReply(res: OutgoingMessage, reply: Reply, logger: pino.Logger): vo
   logger.debug({ coapCode: reply.code, bytes: reply.payload.length }, 'response sent');
 }
 
+/**
+ * Resolves the destination of a send. Replies always go to the literal address a
+ * request came from, and Node 20's default (dns.lookup) hands a literal back through
+ * process.nextTick, which costs each reply a trip through the tick queue. A literal is
+ * returned here at once; anything else still goes to dns.lookup.
+ */
+function lookupLiteral(hostname: string, options: dns.LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = net.isIP(hostname);
+  if (family !== 0) callback(null, hostname, family);
+  else dns.lookup(hostname, options, callback);
+}
+
 /** Binds a UDP socket; "::" makes it dual-stack (Node sockets default to ipv6Only false). */
 async function bindSocket(bind: string, port: number): Promise<dgram.Socket> {
   const type = bind.includes(':') ? 'udp6' : 'udp4';
-  const socket = dgram.createSocket({ type, ipv6Only: false });
+  const socket = dgram.createSocket({ type, ipv6Only: false, lookup: lookupLiteral as typeof dns.lookup });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(port, bind, () => {

@@ -18,8 +18,13 @@ import { ChunkCache } from './chunk-cache.ts';
 
 /** Bytes per stored chunk. Every block size 16..1024 divides it, so a block is one chunk read. */
 export const CHUNK_BYTES = 1024;
-/** Chunks kept in memory: 512 KiB, enough for the images a fleet downloads at once. */
-const CHUNK_CACHE_ENTRIES = 512;
+/**
+ * Chunks kept in memory: 8 MiB. A fleet downloads the same few images at many
+ * different offsets at once, so the cache must hold whole images: with a cache
+ * smaller than an image, devices spread over it evict each other's chunks and every
+ * block becomes a LevelDB read.
+ */
+const CHUNK_CACHE_ENTRIES = 8192;
 const DEFAULT_EVENT_LIMIT = 100;
 const MAX_EVENT_LIMIT = 10_000;
 const SEQUENCE_DIGITS = 16;
@@ -82,6 +87,8 @@ export class Store {
   private readonly logger: pino.Logger | undefined;
   /** All release records, loaded at open: few, read on every check. */
   private readonly releaseCache = new Map<string, ReleaseRecord>();
+  /** Cached release records by download id, so the block path never reads LevelDB for them. */
+  private readonly releaseByDownload = new Map<string, ReleaseRecord>();
   private readonly chunkCache = new ChunkCache(CHUNK_CACHE_ENTRIES);
   private nextSequence = 0;
   private closed = false;
@@ -104,7 +111,7 @@ export class Store {
     const db: Db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     await db.open();
     const store = new Store(db, logger);
-    for await (const record of store.releases.values()) store.releaseCache.set(record.version, record);
+    for await (const record of store.releases.values()) store.cacheRelease(record);
     for await (const key of store.events.keys({ reverse: true, limit: 1 })) store.nextSequence = Number(key) + 1;
     logger?.info({ dataDir: dir, releases: store.releaseCache.size }, 'storage opened');
     return store;
@@ -156,7 +163,18 @@ export class Store {
       batch.put(chunkKey(record.sha256, index), chunk, { sublevel: this.chunks });
     }
     await batch.write();
-    this.releaseCache.set(record.version, { ...record });
+    this.cacheRelease({ ...record });
+    // A release is downloaded by the fleet soon after it is published, so its chunks
+    // go to the cache now rather than one LevelDB read at a time under load.
+    for (let index = 0; index * CHUNK_BYTES < payload.length; index++) {
+      const chunk = Buffer.from(payload.subarray(index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES));
+      this.chunkCache.set(chunkKey(record.sha256, index), chunk);
+    }
+  }
+
+  private cacheRelease(record: ReleaseRecord): void {
+    this.releaseCache.set(record.version, record);
+    this.releaseByDownload.set(record.downloadId, record);
   }
 
   async getRelease(version: string): Promise<ReleaseRecord | undefined> {
@@ -189,20 +207,34 @@ export class Store {
     if (patch.revoked !== undefined) updated.revoked = patch.revoked;
     if (patch.rollout !== undefined) updated.rollout = patch.rollout;
     await this.releases.put(version, updated);
-    this.releaseCache.set(version, updated);
+    this.cacheRelease(updated);
     return { ...updated };
   }
 
   async getReleaseByDownloadId(id: string): Promise<ReleaseRecord | undefined> {
+    const record = this.releaseByDownloadId(id);
+    return record && { ...record };
+  }
+
+  /**
+   * Returns the cached record under a download id without copying, for the block path.
+   * The record is replaced, never changed, on update, so callers may key caches on it.
+   */
+  releaseByDownloadId(id: string): ReleaseRecord | undefined {
     this.assertOpen();
-    const version = await this.downloads.get(id);
-    return version === undefined ? undefined : this.getRelease(version);
+    return this.releaseByDownload.get(id);
   }
 
   /** Reads chunk `index` (1024 bytes each) of the payload under a download id. */
   async readChunk(downloadId: string, index: number): Promise<Buffer | undefined> {
     const record = await this.getReleaseByDownloadId(downloadId);
     return record && this.readChunkByDigest(record.sha256, index);
+  }
+
+  /** Returns chunk `index` of the payload with this SHA-256 (hex) if the LRU cache holds it, without touching LevelDB. */
+  cachedChunk(sha256Hex: string, index: number): Buffer | undefined {
+    this.assertOpen();
+    return this.chunkCache.get(chunkKey(sha256Hex, index));
   }
 
   /** Reads chunk `index` of the payload with this SHA-256 (hex), through the LRU cache. */

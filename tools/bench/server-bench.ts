@@ -1,0 +1,185 @@
+// Server-side figures: blocks and checks per second with many concurrent simulated
+// devices, for the daemon, libcoap's coap-server and a bare node-coap server, all
+// driven by the same C load generator in the same run; and the daemon's memory per
+// in-flight download for a small and a large image.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { LIBCOAP_RESOURCE, startLibcoapServer } from './libcoap.ts';
+import { requestsPerSecond, runLoad, startReflector, type LoadResult, type LoadSpec } from './loadgen.ts';
+import { benchPayload, type ChildMessage, type ParentMessage } from './server-process.ts';
+import type { Figure } from './report.ts';
+
+const SERVER_PROCESS = fileURLToPath(new URL('./server-process.ts', import.meta.url));
+const SMALL_IMAGE_BYTES = 10 * 1024;
+const LARGE_IMAGE_BYTES = 1024 * 1024;
+const BLOCK_BYTES = 1024;
+const SZX_1024 = 6;
+/** CBOR {0: "bench-0000", 1: "9.0.0"}: a check from a device newer than every release, so no offer. */
+const CHECK_PAYLOAD = Buffer.from('a2006a62656e63682d303030300165392e302e30', 'hex');
+/** Offset of "0000" in CHECK_PAYLOAD, where the load generator writes each device's index. */
+const CHECK_ID_OFFSET = 9;
+
+export interface ServerBenchOptions {
+  loadgen: string;
+  /** Devices with one request in flight each, for the throughput runs. */
+  devices: number;
+  /** Devices for the memory runs. */
+  memoryDevices: number;
+  runMs: number;
+  warmupMs: number;
+  /** Measured runs per figure; the run with the median rate is reported. */
+  repeats: number;
+  /** Folder for a V8 CPU profile of the daemon, or undefined for none. */
+  profileDir: string | undefined;
+}
+
+/** The benchmark's handle on a server-process.ts child. */
+class ServerProcess {
+  private readonly child: ChildProcess;
+  readonly port: number;
+
+  private constructor(child: ChildProcess, port: number) {
+    this.child = child;
+    this.port = port;
+  }
+
+  static async start(kind: 'daemon' | 'bare' | 'echo', profileDir?: string): Promise<ServerProcess> {
+    const execArgv = ['--import', 'tsx', '--expose-gc'];
+    if (profileDir) execArgv.push('--cpu-prof', '--cpu-prof-dir', profileDir);
+    const child = fork(SERVER_PROCESS, [kind], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const ready = await nextMessage(child);
+    if (ready.type !== 'ready') throw new Error(`server process (${kind}) did not start: ${JSON.stringify(ready)}`);
+    return new ServerProcess(child, ready.port);
+  }
+
+  async request<T extends ChildMessage['type']>(message: ParentMessage, expected: T): Promise<Extract<ChildMessage, { type: T }>> {
+    const answer = nextMessage(this.child);
+    this.child.send(message);
+    const reply = await answer;
+    if (reply.type !== expected) throw new Error(`server process answered ${JSON.stringify(reply)} to ${message.type}, expected ${expected}`);
+    return reply as Extract<ChildMessage, { type: T }>;
+  }
+
+  send(message: ParentMessage): void {
+    this.child.send(message);
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ type: 'close' });
+    await exited;
+  }
+}
+
+function nextMessage(child: ChildProcess): Promise<ChildMessage> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`server process exited with status ${code} before answering`));
+    child.once('exit', onExit);
+    child.once('message', (message: ChildMessage) => {
+      child.off('exit', onExit);
+      resolve(message);
+    });
+  });
+}
+
+/** Runs a warm-up and then `repeats` measured runs; returns the run with the median rate. */
+async function measure(options: ServerBenchOptions, spec: Omit<LoadSpec, 'timeLimitMs' | 'maxRequests' | 'devices'>, devices = options.devices): Promise<LoadResult> {
+  const base = { ...spec, devices, maxRequests: 10_000_000 };
+  await runLoad(options.loadgen, { ...base, timeLimitMs: options.warmupMs });
+  const runs: LoadResult[] = [];
+  for (let i = 0; i < options.repeats; i++) runs.push(await runLoad(options.loadgen, { ...base, timeLimitMs: options.runMs }));
+  runs.sort((a, b) => requestsPerSecond(a) - requestsPerSecond(b));
+  const median = runs[Math.floor(runs.length / 2)]!;
+  if (median.errors > 0 || median.shortPayloads > 0) {
+    throw new Error(`load run on port ${spec.port} (${spec.mode} ${spec.path}) got ${median.errors} error answers and ${median.shortPayloads} short blocks`);
+  }
+  return median;
+}
+
+function rateFigures(name: string, unit: string, ours: LoadResult, peer?: { name: string; result: LoadResult }): Figure[] {
+  const figures: Figure[] = [];
+  const rate = requestsPerSecond(ours);
+  const peerRate = peer && requestsPerSecond(peer.result);
+  figures.push(peer ? { name, value: rate, unit, peer: peer.name, peerValue: peerRate!, ratio: rate / peerRate! } : { name, value: rate, unit });
+  for (const [suffix, key] of [['p50_us', 'p50Us'], ['p99_us', 'p99Us']] as const) {
+    const figure: Figure = { name: `${name}.${suffix}`, value: ours[key], unit: 'us' };
+    if (peer) Object.assign(figure, { peer: peer.name, peerValue: peer.result[key], ratio: ours[key] / peer.result[key] });
+    figures.push(figure);
+  }
+  figures.push({ name: `${name}.retransmissions`, value: ours.retransmissions, unit: 'count' });
+  return figures;
+}
+
+export async function serverFigures(options: ServerBenchOptions, emit: (figure: Figure) => void): Promise<void> {
+  const block = (port: number, path: string, blocks: number) => ({ port, mode: 'block' as const, path, blocks, szx: SZX_1024 });
+  const smallBlocks = SMALL_IMAGE_BYTES / BLOCK_BYTES;
+  const largeBlocks = LARGE_IMAGE_BYTES / BLOCK_BYTES;
+
+  // The generator's ceiling: a C responder that does nothing but answer.
+  const reflector = await startReflector(options.loadgen, BLOCK_BYTES);
+  const ceiling = await measure(options, block(reflector.port, 'd/x', smallBlocks));
+  reflector.close();
+  emit({ name: 'loadgen.ceiling.blocks_per_s', value: requestsPerSecond(ceiling), unit: 'blocks/s' });
+
+  const libcoapSmall = await startLibcoapServer(benchPayload(SMALL_IMAGE_BYTES, 1));
+  const peerSmall = await measure(options, block(libcoapSmall.port, LIBCOAP_RESOURCE, smallBlocks));
+  await libcoapSmall.close();
+  const libcoapLarge = await startLibcoapServer(benchPayload(LARGE_IMAGE_BYTES, 2));
+  const peerLarge = await measure(options, block(libcoapLarge.port, LIBCOAP_RESOURCE, largeBlocks));
+  await libcoapLarge.close();
+
+  const bare = await ServerProcess.start('bare');
+  const bareGets = await measure(options, { port: bare.port, mode: 'get', path: 'x' });
+  await bare.close();
+  const echo = await ServerProcess.start('echo');
+  const echoBlocks = await measure(options, block(echo.port, 'd/x', smallBlocks));
+  await echo.close();
+
+  const daemon = await ServerProcess.start('daemon', options.profileDir);
+  const small = (await daemon.request({ type: 'publish', version: '1.0.0', size: SMALL_IMAGE_BYTES, seed: 1 }, 'published')).downloadId;
+  const large = (await daemon.request({ type: 'publish', version: '1.1.0', size: LARGE_IMAGE_BYTES, seed: 2 }, 'published')).downloadId;
+  const oursSmall = await measure(options, block(daemon.port, `d/${small}`, smallBlocks));
+  const oursLarge = await measure(options, block(daemon.port, `d/${large}`, largeBlocks));
+  const checks = await measure(options, { port: daemon.port, mode: 'post', path: 'c', payload: CHECK_PAYLOAD, idOffset: CHECK_ID_OFFSET });
+
+  for (const figure of rateFigures('server.blocks_per_s', 'blocks/s', oursSmall, { name: 'libcoap', result: peerSmall })) emit(figure);
+  for (const figure of rateFigures('server.blocks_per_s.1MiB', 'blocks/s', oursLarge, { name: 'libcoap', result: peerLarge })) emit(figure);
+  emit({
+    name: 'server.blocks_per_s.1MiB_vs_10KiB',
+    value: requestsPerSecond(oursLarge) / requestsPerSecond(oursSmall),
+    unit: 'ratio',
+    peer: '10KiB',
+    ratio: requestsPerSecond(oursLarge) / requestsPerSecond(oursSmall),
+  });
+  emit({ name: 'server.bare_node_coap.gets_per_s', value: requestsPerSecond(bareGets), unit: 'requests/s' });
+  emit({ name: 'server.node_dgram_echo.blocks_per_s', value: requestsPerSecond(echoBlocks), unit: 'blocks/s' });
+  emit({
+    name: 'server.blocks_per_s.vs_bare_node_coap',
+    value: requestsPerSecond(oursSmall) / requestsPerSecond(bareGets),
+    unit: 'ratio',
+    peer: 'node-coap-bare',
+    ratio: requestsPerSecond(oursSmall) / requestsPerSecond(bareGets),
+  });
+  for (const figure of rateFigures('server.checks_per_s', 'checks/s', checks, { name: 'node-coap-bare', result: bareGets })) emit(figure);
+
+  await daemon.close();
+
+  // Memory: live heap (after a full GC) and peak RSS growth while many devices
+  // download at once, each size in a fresh daemon so that the peak RSS is its own.
+  for (const [label, size, blocks] of [['10KiB', SMALL_IMAGE_BYTES, smallBlocks], ['1MiB', LARGE_IMAGE_BYTES, largeBlocks]] as const) {
+    const fresh = await ServerProcess.start('daemon');
+    const id = (await fresh.request({ type: 'publish', version: '1.0.0', size, seed: 3 }, 'published')).downloadId;
+    const spec = { ...block(fresh.port, `d/${id}`, blocks), maxRequests: 10_000_000 };
+    // One short run first, so compiled code and first-use caches are in the baseline.
+    await runLoad(options.loadgen, { ...spec, devices: 1, timeLimitMs: options.warmupMs });
+    const before = await fresh.request({ type: 'memory' }, 'memory');
+    fresh.send({ type: 'sample', intervalMs: 250 });
+    const run = await runLoad(options.loadgen, { ...spec, devices: options.memoryDevices, timeLimitMs: options.runMs });
+    const sampled = await fresh.request({ type: 'sampled' }, 'sampled');
+    const after = await fresh.request({ type: 'memory' }, 'memory');
+    await fresh.close();
+    if (run.errors > 0) throw new Error(`memory run for the ${label} image got ${run.errors} error answers`);
+    emit({ name: `server.memory.heap_per_download.${label}`, value: Math.max(0, sampled.maxHeapUsed - before.heapUsed) / options.memoryDevices, unit: 'bytes' });
+    emit({ name: `server.memory.peak_rss_per_download.${label}`, value: Math.max(0, after.peakRss - before.rss) / options.memoryDevices, unit: 'bytes' });
+  }
+}
