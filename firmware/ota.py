@@ -32,6 +32,12 @@ MODEM_RESTART_AFTER = const(2)
 BUFFER_BYTES = const(512)
 
 _log = log.Logger("ota")
+# Outcome codes as words for the serial log; reports carry the codes.
+_OUTCOME_WORDS = {
+    proto.OUTCOME_VERIFY_FAILED: "verification failed",
+    proto.OUTCOME_DOWNLOAD_FAILED: "download failed, staged bytes kept for the next check-in",
+    proto.OUTCOME_INSTALL_FAILED: "installation failed",
+}
 
 
 class UpdateError(Exception):
@@ -252,7 +258,7 @@ class Updater:
     def _fail(self, client, state, offer, target, err):
         if not isinstance(target, str):
             target = "unknown"
-        _log.error("update failed:", err.outcome, err.detail)
+        _log.error("update of %s failed (%s): %s" % (target, _OUTCOME_WORDS.get(err.outcome, err.outcome), err.detail))
         if err.outcome in (proto.OUTCOME_VERIFY_FAILED, proto.OUTCOME_INSTALL_FAILED):
             _remove_staging()
             if offer:

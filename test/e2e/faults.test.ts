@@ -30,8 +30,8 @@ test('update survives loss and modem reset', async () => {
     { 'app.py': readFileSync(join(APPS_DIR, '2.0.0', 'app.py')), 'data.bin': randomBytes(4000) },
     { encoding: 'raw' },
   );
-  const { pico, modem, tap } = await startDevice(factoryImage(await deviceConfig(daemon, key, { block_size: 256 })), {
-    modem: { faults: { seed: 7, uplinkLoss: 0.2, downlinkLoss: 0.2, resetAfterSends: 8 } },
+  const { pico, modem, tap } = await startDevice(factoryImage(await deviceConfig(daemon, key, { block_size: 256, ack_timeout_ms: 300 })), {
+    modem: { faults: { seed: 7, uplinkLoss: 0.2, downlinkLoss: 0.2, resetAfterSends: 14 } },
   });
 
   await waitForDevice(daemon, reported('2.0.0', 'confirmed'), { timeoutMs: 60_000 }).catch((err: Error) => {
