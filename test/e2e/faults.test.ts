@@ -42,8 +42,10 @@ test('update survives loss and modem reset', async () => {
   expect(stats.resets).toBe(1);
   expect(stats.uplinkLost).toBeGreaterThan(0);
   expect(stats.downlinkLost).toBeGreaterThan(0);
-  // The reset fell inside the download: blocks were requested on both sides of it.
   expect(tap.blockRequests().size).toBe(Math.ceil(release.size / 256));
+  // The reset fell inside the download, which then resumed from the staged bytes.
+  const resumed = pico.serialLines().find((line) => line.startsWith('I ota: resuming a staged download at byte'));
+  expect(Number(resumed?.split(' ').pop())).toBeGreaterThan(0);
   expect(pico.readText('app_slots/b/app.py')).toBe(readFileSync(join(APPS_DIR, '2.0.0', 'app.py'), 'utf8'));
   const retransmissions = pico.serialLines().filter((line) => line.startsWith('I coap: retransmit')).length;
   console.log(
