@@ -20,9 +20,9 @@ import { ChunkCache } from './chunk-cache.ts';
 export const CHUNK_BYTES = 1024;
 /**
  * Chunks kept in memory: 8 MiB. A fleet downloads the same few images at many
- * different offsets at once, so the cache must hold whole images: with a cache
- * smaller than an image, devices spread over it evict each other's chunks and every
- * block becomes a LevelDB read.
+ * different offsets at once, so the cache must fit whole images. With a cache smaller
+ * than an image, devices spread over it evict each other's chunks, and every block
+ * becomes a LevelDB read.
  */
 const CHUNK_CACHE_ENTRIES = 8192;
 const DEFAULT_EVENT_LIMIT = 100;
@@ -231,7 +231,7 @@ export class Store {
     return record && this.readChunkByDigest(record.sha256, index);
   }
 
-  /** Returns chunk `index` of the payload with this SHA-256 (hex) if the LRU cache holds it, without touching LevelDB. */
+  /** Returns chunk `index` of the payload with this SHA-256 (hex) if the LRU cache contains it, without touching LevelDB. */
   cachedChunk(sha256Hex: string, index: number): Buffer | undefined {
     this.assertOpen();
     return this.chunkCache.get(chunkKey(sha256Hex, index));

@@ -1,4 +1,4 @@
-// The direct block path writes its answers with encodeMessage instead of node-coap, so
+// The direct block path writes its responses with encodeMessage instead of node-coap, so
 // its bytes must equal what node-coap's encoder (coap-packet 1.1.1) writes for the
 // same message. Each case is encoded both ways and compared byte for byte.
 import { generate } from 'coap-packet';

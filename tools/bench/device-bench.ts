@@ -30,7 +30,7 @@ import { benchPayload } from './server-process.ts';
 const APPS_DIR = fileURLToPath(new URL('../../firmware/apps/', import.meta.url));
 const DEVICE_ID = 'pico-001';
 const FROM_VERSION = '1.0.0';
-/** Block size the firmware asks for by default (firmware/config.py, block_size 512): SZX 5. */
+/** Block size the firmware requests by default (firmware/config.py, block_size 512): SZX 5. */
 const FIRMWARE_SZX = 5;
 const TOKEN_BYTES = 4;
 const REPLY_TIMEOUT_MS = 5000;
@@ -69,7 +69,7 @@ class AtDevice {
     for (;;) {
       const match = done.exec(this.received);
       if (match) return match[0];
-      if (/\r\nERROR\r\n/.test(this.received)) throw new Error(`the modem answered ERROR to ${line.slice(0, 60)}`);
+      if (/\r\nERROR\r\n/.test(this.received)) throw new Error(`the modem returned ERROR for ${line.slice(0, 60)}`);
       if (Date.now() > deadline) throw new Error(`no ${done} within ${REPLY_TIMEOUT_MS} ms after ${line.slice(0, 60)}; got ${JSON.stringify(this.received)}`);
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
@@ -80,7 +80,7 @@ class AtDevice {
     await this.command(`AT+CCOAPNEW="127.0.0.1",${port},1`, /\+CCOAPNEW: 1\r\n[\s\S]*OK\r\n/);
   }
 
-  /** Sends one CON request and waits for its piggybacked answer: one round trip on air. */
+  /** Sends one CON request and waits for its piggybacked response: one round trip on air. */
   async request(code: string, options: CoapOption[], payload: Buffer = Buffer.alloc(0)): Promise<Datagram> {
     this.mid = (this.mid + 1) & 0xffff;
     this.token += 1;
@@ -90,8 +90,8 @@ class AtDevice {
     const urc = await this.command(`AT+CCOAPSEND=1,${pdu.length},"${pdu.toString('hex')}"`, /\+CCOAPNMI: 1,\d+,"?([0-9a-f]+)"?\r\n/);
     const hex = /\+CCOAPNMI: 1,\d+,"?([0-9a-f]+)"?/.exec(urc)![1]!;
     const parsed = parseDatagram(Buffer.from(hex, 'hex'));
-    if (!parsed.ok) throw new Error(`the daemon sent a malformed answer: ${parsed.reason}`);
-    if (parsed.datagram.mid !== this.mid) throw new Error(`answer has mid ${parsed.datagram.mid}, expected ${this.mid}`);
+    if (!parsed.ok) throw new Error(`the daemon sent a malformed response: ${parsed.reason}`);
+    if (parsed.datagram.mid !== this.mid) throw new Error(`response has mid ${parsed.datagram.mid}, expected ${this.mid}`);
     this.roundTrips += 1;
     return parsed.datagram;
   }

@@ -5,7 +5,7 @@ export interface Figure {
   name: string;
   value: number;
   unit: string;
-  /** What the figure is compared with, such as "libcoap" or "original". */
+  /** Name of the system the figure is compared with, such as "libcoap" or "original". */
   peer?: string;
   /** The peer's value in the same unit, where it has one. */
   peerValue?: number;
@@ -46,7 +46,7 @@ export function describeMachine(libcoap: string): Machine {
   };
 }
 
-/** What each figure means, by name prefix; the first matching prefix wins. */
+/** Meaning of each figure by name prefix. The first matching prefix wins. */
 const MEANINGS: Array<[string, string]> = [
   ['loadgen.ceiling', 'the C load generator against a C responder that only answers: the most this generator can drive on this machine'],
   ['server.blocks_per_s.1MiB_vs_10KiB', 'daemon blocks/s for the 1 MiB image over blocks/s for the 10 KiB image; at least 1 means throughput does not fall as images grow'],
@@ -61,7 +61,7 @@ const MEANINGS: Array<[string, string]> = [
   ['check.no_update.bytes', 'CoAP bytes, both directions, of one check with no update; peer: HTTP bytes (headers and body) of the original check'],
   ['check.no_update.ip_bytes', 'the same check with UDP and IPv4 headers; peer: IPv4 packets of the original check on its own TCP connection'],
   ['check.no_update.round_trips', 'round trips of the check; the original needs a TCP handshake and close'],
-  ['update.', 'update from 1.0.0: check with the offer plus every block (IPv4 bytes for `.bytes`, CoAP bytes for `.coap_bytes`); `.bytes_with_reports` adds the installed and confirmed reports; `.radio_s` is round trips times the round-trip time, without the inactivity timer both designs pay'],
+  ['update.', 'update from 1.0.0: the check with the offer plus every block, in IPv4 bytes for `.bytes` and CoAP bytes for `.coap_bytes`. `.bytes_with_reports` adds the installed and confirmed reports. `.radio_s` is round trips times the round-trip time, without the inactivity timer that both designs pay'],
 ];
 
 export function meaningOf(name: string): string {
@@ -81,7 +81,7 @@ export function renderBenchmarksDoc(figures: Figure[], machine: Machine, command
     '# Benchmarks',
     '',
     'This page is rewritten by every run of `npm run bench` (`tools/bench/main.ts`).',
-    'Edit the text in `tools/bench/report.ts`, not here.',
+    'Edit the text in `tools/bench/report.ts` and `tools/bench/notes.md`, not here.',
     '',
     `Command: \`${command}\``,
     '',

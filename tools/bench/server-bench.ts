@@ -1,6 +1,6 @@
 // Server-side figures: blocks and checks per second with many concurrent simulated
-// devices, for the daemon, libcoap's coap-server and a bare node-coap server, all
-// driven by the same C load generator in the same run; and the daemon's memory per
+// devices, for the daemon, libcoap's coap-server and a bare node-coap server. The same
+// C load generator drives all of them in the same run. Also the daemon's memory per
 // in-flight download for a small and a large image.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +56,7 @@ class ServerProcess {
     const answer = nextMessage(this.child);
     this.child.send(message);
     const reply = await answer;
-    if (reply.type !== expected) throw new Error(`server process answered ${JSON.stringify(reply)} to ${message.type}, expected ${expected}`);
+    if (reply.type !== expected) throw new Error(`server process sent ${JSON.stringify(reply)} in response to ${message.type}, expected ${expected}`);
     return reply as Extract<ChildMessage, { type: T }>;
   }
 
@@ -73,7 +73,7 @@ class ServerProcess {
 
 function nextMessage(child: ChildProcess): Promise<ChildMessage> {
   return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`server process exited with status ${code} before answering`));
+    const onExit = (code: number | null) => reject(new Error(`server process exited with status ${code} before it responded`));
     child.once('exit', onExit);
     child.once('message', (message: ChildMessage) => {
       child.off('exit', onExit);
@@ -91,7 +91,7 @@ async function measure(options: ServerBenchOptions, spec: Omit<LoadSpec, 'timeLi
   runs.sort((a, b) => requestsPerSecond(a) - requestsPerSecond(b));
   const median = runs[Math.floor(runs.length / 2)]!;
   if (median.errors > 0 || median.shortPayloads > 0) {
-    throw new Error(`load run on port ${spec.port} (${spec.mode} ${spec.path}) got ${median.errors} error answers and ${median.shortPayloads} short blocks`);
+    throw new Error(`load run on port ${spec.port} (${spec.mode} ${spec.path}) got ${median.errors} error responses and ${median.shortPayloads} short blocks`);
   }
   return median;
 }
@@ -115,7 +115,7 @@ export async function serverFigures(options: ServerBenchOptions, emit: (figure: 
   const smallBlocks = SMALL_IMAGE_BYTES / BLOCK_BYTES;
   const largeBlocks = LARGE_IMAGE_BYTES / BLOCK_BYTES;
 
-  // The generator's ceiling: a C responder that does nothing but answer.
+  // The generator's ceiling: a C responder that does nothing but respond.
   const reflector = await startReflector(options.loadgen, BLOCK_BYTES);
   const ceiling = await measure(options, block(reflector.port, 'd/x', smallBlocks));
   reflector.close();
@@ -178,7 +178,7 @@ export async function serverFigures(options: ServerBenchOptions, emit: (figure: 
     const sampled = await fresh.request({ type: 'sampled' }, 'sampled');
     const after = await fresh.request({ type: 'memory' }, 'memory');
     await fresh.close();
-    if (run.errors > 0) throw new Error(`memory run for the ${label} image got ${run.errors} error answers`);
+    if (run.errors > 0) throw new Error(`memory run for the ${label} image got ${run.errors} error responses`);
     emit({ name: `server.memory.heap_per_download.${label}`, value: Math.max(0, sampled.maxHeapUsed - before.heapUsed) / options.memoryDevices, unit: 'bytes' });
     emit({ name: `server.memory.peak_rss_per_download.${label}`, value: Math.max(0, after.peakRss - before.rss) / options.memoryDevices, unit: 'bytes' });
   }
