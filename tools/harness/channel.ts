@@ -85,7 +85,15 @@ export type WorkerMessage =
   | CallMessage
   | { type: 'heap-exceeded'; bytes: number }
   | { type: 'ended'; how: BootEnd }
+  | { type: 'exec-done'; id: number; error?: string }
   | { type: 'failed'; message: string };
+
+/** Sent to a worker booted in step mode: run code at the interpreter's top level. */
+export interface ExecMessage {
+  type: 'exec';
+  id: number;
+  code: string;
+}
 
 /** Sent once to a loaded worker to start a boot. */
 export interface BootMessage {
@@ -93,4 +101,6 @@ export interface BootMessage {
   bootNumber: number;
   heapBudgetBytes: number;
   uniqueIdHex: string;
+  /** Step mode: run neither /boot.py nor /main.py, and wait for ExecMessages instead. */
+  steps: boolean;
 }

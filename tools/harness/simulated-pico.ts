@@ -58,6 +58,11 @@ export interface SimulatedPicoOptions {
   uniqueIdHex?: string;
   /** Flash filesystem size in bytes (default 848 KiB, the rp2 Pico layout). */
   flashCapacityBytes?: number;
+  /**
+   * Step mode: boot() mounts the filesystem but runs neither /boot.py nor /main.py, and
+   * exec() then runs code at the interpreter's top level (default false).
+   */
+  steps?: boolean;
 }
 
 export interface SerialLine {
@@ -176,6 +181,8 @@ export class SimulatedPico {
   private readonly waiters = new Set<Waiter>();
   private shimHeap = 0;
   private harnessHeap = 0;
+  private execCount = 0;
+  private readonly execWaiters = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
   readonly serial: SerialLine[] = [];
   readonly ledEvents: LedEvent[] = [];
@@ -225,6 +232,11 @@ export class SimulatedPico {
    */
   get heapHighWater(): number {
     return Atomics.load(this.channel.ints, Slot.HeapHighWater);
+  }
+
+  /** Starts a new heapHighWater measurement, for example before one exec() step. */
+  resetHeapHighWater(): void {
+    Atomics.store(this.channel.ints, Slot.HeapHighWater, 0);
   }
 
   /** Heap taken by the harness's shim modules in the last boot (in flash on a real Pico). */
@@ -339,6 +351,39 @@ export class SimulatedPico {
     });
   }
 
+  /**
+   * Runs Python code at the top level of a board booted with `steps: true` and resolves
+   * when it returns. Globals persist between calls. When a call returns, control goes
+   * back to JavaScript, which is when this build runs a collection that gc.collect()
+   * requested: so gc.mem_alloc() at the start of the next call counts live objects only.
+   * Rejects with the Python traceback, on timeout, or when the board stops first.
+   */
+  exec(code: string, { timeoutMs = 30_000 }: { timeoutMs?: number } = {}): Promise<void> {
+    if (!this.options.steps) return Promise.reject(new Error('exec() needs a board created with steps: true'));
+    const worker = this.current;
+    if (worker === undefined || this.boardState !== 'running') {
+      return Promise.reject(new Error(`exec() needs a running board, state is ${this.boardState}: call boot() first`));
+    }
+    const id = ++this.execCount;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.execWaiters.delete(id);
+        reject(new Error(`exec() timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.execWaiters.set(id, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      worker.postMessage({ type: 'exec', id, code });
+    });
+  }
+
   // ---- internals: boot lifecycle ----
 
   private setClockZero(slot: number, epochMs: number): void {
@@ -406,6 +451,7 @@ export class SimulatedPico {
       bootNumber: this.bootNumber,
       heapBudgetBytes: this.heapBudgetBytes,
       uniqueIdHex: this.uniqueIdHex,
+      steps: this.options.steps ?? false,
     };
     board.worker.postMessage(boot);
     try {
@@ -424,6 +470,8 @@ export class SimulatedPico {
   /** Stops the running interpreter and what dies with the board's CPU: open files, UART, pins, watchdog. */
   private endBoot(): void {
     this.generation++;
+    for (const waiter of this.execWaiters.values()) waiter.reject(new Error('the board stopped during exec()'));
+    this.execWaiters.clear();
     const worker = this.current;
     this.current = undefined;
     void worker?.terminate();
@@ -449,6 +497,8 @@ export class SimulatedPico {
   private fail(generation: number, error: Error): void {
     if (generation !== this.generation && !(error instanceof HeapBudgetError)) return;
     this.failure = error;
+    for (const waiter of this.execWaiters.values()) waiter.reject(error);
+    this.execWaiters.clear();
     this.endBoot();
     this.boardState = 'failed';
     for (const waiter of this.waiters) {
@@ -486,6 +536,13 @@ export class SimulatedPico {
         this.current = undefined;
         this.notify();
         return;
+      case 'exec-done': {
+        const waiter = this.execWaiters.get(message.id);
+        this.execWaiters.delete(message.id);
+        if (message.error === undefined) waiter?.resolve();
+        else waiter?.reject(new Error(`exec() raised: ${message.error}`));
+        return;
+      }
       case 'failed':
         this.fail(generation, new Error(`simulated Pico harness fault: ${message.message}`));
         return;

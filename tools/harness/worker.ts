@@ -17,6 +17,7 @@ import {
   epochNowMs,
   type BootEnd,
   type BootMessage,
+  type ExecMessage,
   type WorkerMessage,
 } from './channel.ts';
 
@@ -124,6 +125,7 @@ function boot(message: BootMessage): void {
   mp.registerJsModule('_harness', {
     DATA_CAPACITY,
     SHIM_DIR,
+    STEPS: message.steps,
     started: (shimBytes: number, allocatedBytes: number) => {
       harnessHeapBytes = allocatedBytes;
       post({ type: 'started', shimHeapBytes: shimBytes, harnessHeapBytes: allocatedBytes });
@@ -189,6 +191,21 @@ function boot(message: BootMessage): void {
     // Only a fault of the harness itself gets here: the bootstrap catches every
     // exception of the firmware and reports it like the board's REPL.
     post({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+    return;
+  }
+  if (message.steps) {
+    // Each runPython is one top-level call: when it returns to JavaScript, the port runs
+    // the garbage collection that a gc.collect() inside it requested. So the heap
+    // counted as the harness's own is taken after the bootstrap's garbage is gone.
+    mp.runPython('_harness.started(gc.mem_alloc() - _heap_before_shims, gc.mem_alloc())');
+    port!.on('message', (exec: ExecMessage) => {
+      try {
+        mp.runPython(exec.code);
+        post({ type: 'exec-done', id: exec.id });
+      } catch (error) {
+        post({ type: 'exec-done', id: exec.id, error: error instanceof Error ? error.message : String(error) });
+      }
+    });
   }
 }
 

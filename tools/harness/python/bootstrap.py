@@ -64,17 +64,21 @@ def _run_boot():
 # The firmware's heap is counted from here: on a Pico the free heap when main.py
 # starts is the budget, and everything allocated so far is the harness's own.
 gc.collect()
-_harness.started(gc.mem_alloc() - _heap_before_shims, gc.mem_alloc())
-try:
-    _run_boot()
-    _ending = "returned"
-except SystemExit:
-    _ending = "soft-reboot"
-except BaseException as _exc:  # noqa: B902 -- a Pico's REPL reports every exception
-    _print_traceback(_exc)
-    _ending = "exception"
-    del _exc
-if _ending != "soft-reboot":
-    print("MicroPython v1.27.0 on 2025-12-10; Raspberry Pi Pico with RP2040 (simulated)")
-    print('Type "help()" for more information.')
-_harness.ended(_ending)
+# In step mode the boot ends here. The worker reports the start once this returns and
+# the collection requested above has run; SimulatedPico.exec() then runs code at this
+# top level.
+if not _harness.STEPS:
+    _harness.started(gc.mem_alloc() - _heap_before_shims, gc.mem_alloc())
+    try:
+        _run_boot()
+        _ending = "returned"
+    except SystemExit:
+        _ending = "soft-reboot"
+    except BaseException as _exc:  # noqa: B902 -- a Pico's REPL reports every exception
+        _print_traceback(_exc)
+        _ending = "exception"
+        del _exc
+    if _ending != "soft-reboot":
+        print("MicroPython v1.27.0 on 2025-12-10; Raspberry Pi Pico with RP2040 (simulated)")
+        print('Type "help()" for more information.')
+    _harness.ended(_ending)
