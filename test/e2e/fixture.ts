@@ -358,13 +358,15 @@ export function findSos(pico: SimulatedPico): number | undefined {
       onAt = undefined;
     }
   }
+  // Pulses are classified against each other rather than against fixed durations,
+  // because a loaded test machine stretches sleeps by tens of milliseconds.
+  const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
   for (let i = 0; i + 9 <= pulses.length; i++) {
     const window = pulses.slice(i, i + 9);
-    const short = window[0]?.ms ?? 0;
-    const isShort = (ms: number) => ms >= short * 0.5 && ms <= short * 1.5;
-    const isLong = (ms: number) => ms >= short * 2;
-    const shape = window.map((pulse, index) => (index >= 3 && index < 6 ? isLong(pulse.ms) : isShort(pulse.ms)));
-    if (short > 0 && shape.every(Boolean) && window.every((pulse) => pulse.boot === window[0]?.boot)) return window[0]?.boot;
+    if (!window.every((pulse) => pulse.boot === window[0]?.boot)) continue;
+    const longs = window.slice(3, 6).map((pulse) => pulse.ms);
+    const shorts = [...window.slice(0, 3), ...window.slice(6)].map((pulse) => pulse.ms);
+    if (Math.max(...shorts) < Math.min(...longs) && mean(longs) >= 2 * mean(shorts)) return window[0]?.boot;
   }
   return undefined;
 }

@@ -25,9 +25,11 @@ const CLIENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'load-cl
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
 
+/** Retained memory: the V8 heap plus Buffer storage outside it, after a full collection. */
 function liveHeap(): number {
   collectGarbage();
-  return process.memoryUsage().heapUsed;
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.arrayBuffers;
 }
 
 /** Peak resident set size of this process so far, from Linux /proc (VmHWM, in KiB there). */
@@ -90,7 +92,8 @@ describe('concurrent downloads', () => {
     );
     // One image per device would add 50 MiB of live heap; a twentieth of that bounds the daemon.
     expect(heapGrowth).toBeLessThan(allImages / 20);
-    // RSS also counts garbage between collections, so its bound is looser.
-    expect(rssGrowth).toBeLessThan(allImages);
+    // Peak RSS is printed but not bounded: it also counts garbage between collections,
+    // and V8 sizes its young generation by the allocation rate, so it tracks how fast
+    // blocks are served rather than what is retained per download.
   });
 });
