@@ -153,9 +153,12 @@ class Updater:
         try:
             if state["trial"]:
                 _log.info("trial version confirmed:", slots.running_version(state))
+                # Queued before the state leaves the trial: after a power cut in between,
+                # the next boot is still a trial and confirms again, and the outbox keeps
+                # one report per outcome and version. The other order lost the report.
+                reports.add(proto.OUTCOME_CONFIRMED, slots.running_version(state))
                 state = slots.confirmed(state)
                 slots.save(state)
-                reports.add(proto.OUTCOME_CONFIRMED, slots.running_version(state))
             self.send_reports(client, state)
             if manifest is None:
                 _log.info("no update offered, up to date on", slots.running_version(state))
