@@ -72,7 +72,7 @@ async function measureUpdate(channel: string): Promise<HeapFigures> {
   const pico = device.pico;
   try {
     await pico.boot();
-    // What main.py holds while the app runs: configuration, LED, slot state, the app
+    // The objects main.py keeps while the app runs: configuration, LED, slot state, the app
     // and the updater with its buffers.
     await pico.exec(`
 import gc, sys

@@ -20,14 +20,16 @@ const ADMIN_TOKEN = 'sweep-admin-token';
 
 /**
  * Modem timings far below the simulator's defaults (2000 ms boot, 1000 ms attach), so
- * a boot takes tens of ms. modem_pwrkey_ms in the device configuration matches pwrkeyMinMs.
+ * the modem boots and attaches in tens of ms. modem_pwrkey_ms in FAST_DEVICE_CONFIG
+ * is above pwrkeyMinMs.
  */
 export const FAST_MODEM: Sim7020Options = { pwrkeyMinMs: 50, bootDelayMs: 50, networkAttachDelayMs: 50 };
 
 /**
  * Device configuration keys on top of what `ota-tool device add` writes. The short ACK
- * timeout suits loopback round trips (the firmware default of 12 s suits NB-IoT); the
- * long check interval keeps one check-in per boot unless a test sets a shorter one.
+ * timeout suits loopback round trips, where the firmware default of 12 s suits NB-IoT.
+ * The check interval stays at an hour, so each boot checks in once unless a test sets
+ * a shorter one.
  */
 export const FAST_DEVICE_CONFIG: Record<string, unknown> = {
   ack_timeout_ms: 300,
