@@ -57,7 +57,7 @@ test('psm_tau_s 0 turns PSM off', async () => {
 });
 
 // An app whose step requests 30 s of sleep. The launcher must wake for each check-in
-// (every 2 s here) and feed the 1 s watchdog while it sleeps.
+// (every 2 s here) and feed the 3 s watchdog while it sleeps.
 const SLEEPY_APP = `VERSION = "1.0.0"
 
 
@@ -68,7 +68,7 @@ def step(led):
 `;
 
 test('light sleep between steps feeds watchdog', async () => {
-  const files = factoryFiles(rig, 'sleepy', { check_interval_s: 2, watchdog_ms: 1000 });
+  const files = factoryFiles(rig, 'sleepy', { check_interval_s: 2, watchdog_ms: 3000 });
   files['app_slots/a/app.py'] = SLEEPY_APP;
   const device = createDevice(files);
   devices.push(device);
@@ -76,7 +76,7 @@ test('light sleep between steps feeds watchdog', async () => {
   await pico.boot();
 
   const checkIns = (): number => pico.serialLines().filter((line) => line.includes('no update offered')).length;
-  const result = await pico.runUntil(() => checkIns() >= 3, { timeoutMs: 20_000 });
+  const result = await pico.runUntil(() => checkIns() >= 3, { timeoutMs: 30_000 });
 
   expect(result.reason).toBe('matched');
   expect(pico.resets).toBe(0);

@@ -205,18 +205,14 @@ export function pickPhaseCutPoints(ops: readonly FsOp[]): number[] {
     1,
     first((op) => op.path === '/ota_staging.json' && op.op === 'write'),
     first((op) => staging(op) && op.op === 'open'),
-    first((op) => staging(op) && op.op === 'flush'),
     last((op) => staging(op) && op.op === 'write'),
-    first((op) => staging(op) && op.op === 'close'),
     first((op) => inSlot(op) && op.op === 'mkdir'),
     first((op) => inSlot(op) && op.op === 'write'),
     last((op) => inSlot(op) && op.op === 'close'),
     first((op) => op.boot === firstBoot && op.path === '/ota_state.tmp' && op.op === 'write'),
     first((op) => op.boot === firstBoot && stateSwitch(op)),
-    first(outbox),
     first((op) => op.op === 'remove'),
     first((op) => op.boot > firstBoot && stateSwitch(op)),
-    last((op) => op.boot > firstBoot && stateSwitch(op)),
     last(outbox),
   ];
   return [...new Set(points.filter((point) => point > 0))].sort((a, b) => a - b);
