@@ -10,16 +10,20 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { UartPeer } from '../sim7020/uart-peer.ts';
 import {
+  BoardSlot,
   CLOCK_POWER_ON_ZERO,
   CLOCK_TICKS_ZERO,
-  ReplyKind,
-  Slot,
-  channelViews,
-  createChannelBuffer,
+  boardViews,
+  callViews,
+  createBoardBuffer,
+  createCallBuffer,
   epochNowMs,
+  sendReply,
+  type BoardViews,
   type BootMessage,
   type CallMessage,
-  type ChannelViews,
+  type CallViews,
+  type Reply,
   type WorkerMessage,
 } from './channel.ts';
 import { FlashError, FlashFs, PowerCutReached, normalizePath, type FsOp } from './flash-fs.ts';
@@ -132,10 +136,10 @@ interface Waiter {
 
 interface BoardWorker {
   worker: Worker;
+  /** The worker's own call buffer, where its replies are written. */
+  calls: CallViews;
   loaded: Promise<void>;
 }
-
-type Reply = null | number | { bytes: Uint8Array } | { json: unknown };
 
 const require = createRequire(import.meta.url);
 const TSX_API_URL = pathToFileURL(join(require.resolve('tsx/package.json'), '..', 'dist/esm/api/index.mjs')).href;
@@ -158,13 +162,15 @@ export function firmwareFiles(dir = fileURLToPath(new URL('../../firmware/', imp
 export class SimulatedPico {
   private readonly flash: FlashFs;
   private readonly uart: SimulatedUart;
-  private readonly channelBuffer = createChannelBuffer();
-  private readonly channel: ChannelViews = channelViews(this.channelBuffer);
+  private readonly boardBuffer = createBoardBuffer();
+  private readonly board: BoardViews = boardViews(this.boardBuffer);
   private readonly heapBudgetBytes: number;
   private readonly clockScale: number;
   private readonly uniqueIdHex: string;
 
   private current: Worker | undefined;
+  /** Call buffer of the current worker. */
+  private currentCalls: CallViews | undefined;
   private spare: BoardWorker | undefined;
   /** Increments whenever a worker starts or stops, so late replies to a dead boot are dropped. */
   private generation = 0;
@@ -231,12 +237,12 @@ export class SimulatedPico {
    * build, so this is an upper bound of the firmware's live heap (see docs/harness.md).
    */
   get heapHighWater(): number {
-    return Atomics.load(this.channel.ints, Slot.HeapHighWater);
+    return Atomics.load(this.board.ints, BoardSlot.HeapHighWater);
   }
 
   /** Starts a new heapHighWater measurement, for example before one exec() step. */
   resetHeapHighWater(): void {
-    Atomics.store(this.channel.ints, Slot.HeapHighWater, 0);
+    Atomics.store(this.board.ints, BoardSlot.HeapHighWater, 0);
   }
 
   /** Heap taken by the harness's shim modules in the last boot (in flash on a real Pico). */
@@ -260,7 +266,7 @@ export class SimulatedPico {
 
   /** Board time since the last power-on, in ms. */
   nowMs(): number {
-    return epochNowMs() - this.channel.clock[CLOCK_POWER_ON_ZERO]!;
+    return epochNowMs() - this.board.clock[CLOCK_POWER_ON_ZERO]!;
   }
 
   /** Durable flash content: what would survive a power cut now. */
@@ -387,18 +393,19 @@ export class SimulatedPico {
   // ---- internals: boot lifecycle ----
 
   private setClockZero(slot: number, epochMs: number): void {
-    this.channel.clock[slot] = epochMs;
+    this.board.clock[slot] = epochMs;
   }
 
   private shiftClocks(skippedMs: number): void {
-    this.channel.clock[CLOCK_POWER_ON_ZERO] = this.channel.clock[CLOCK_POWER_ON_ZERO]! - skippedMs;
-    this.channel.clock[CLOCK_TICKS_ZERO] = this.channel.clock[CLOCK_TICKS_ZERO]! - skippedMs;
+    this.board.clock[CLOCK_POWER_ON_ZERO] = this.board.clock[CLOCK_POWER_ON_ZERO]! - skippedMs;
+    this.board.clock[CLOCK_TICKS_ZERO] = this.board.clock[CLOCK_TICKS_ZERO]! - skippedMs;
   }
 
   private spawnWorker(): BoardWorker {
+    const callBuffer = createCallBuffer();
     const worker = new Worker(WORKER_BOOTSTRAP, {
       eval: true,
-      workerData: { channel: this.channelBuffer, heapsizeBytes: INTERPRETER_HEAP_BYTES },
+      workerData: { calls: callBuffer, board: this.boardBuffer, heapsizeBytes: INTERPRETER_HEAP_BYTES },
     });
     const loaded = new Promise<void>((resolve, reject) => {
       const onMessage = (message: WorkerMessage): void => {
@@ -411,7 +418,7 @@ export class SimulatedPico {
       worker.once('error', reject);
     });
     loaded.catch(() => undefined);
-    return { worker, loaded };
+    return { worker, calls: callViews(callBuffer), loaded };
   }
 
   private async startBoot(): Promise<void> {
@@ -428,6 +435,7 @@ export class SimulatedPico {
       return;
     }
     this.current = board.worker;
+    this.currentCalls = board.calls;
     this.setClockZero(CLOCK_TICKS_ZERO, epochNowMs());
     const started = new Promise<void>((resolve, reject) => {
       board.worker.on('message', (message: WorkerMessage) => {
@@ -474,6 +482,7 @@ export class SimulatedPico {
     this.execWaiters.clear();
     const worker = this.current;
     this.current = undefined;
+    this.currentCalls = undefined;
     void worker?.terminate();
     this.flash.dropHandles();
     this.uart.close();
@@ -534,6 +543,7 @@ export class SimulatedPico {
         this.generation++;
         void this.current?.terminate();
         this.current = undefined;
+        this.currentCalls = undefined;
         this.notify();
         return;
       case 'exec-done': {
@@ -553,27 +563,9 @@ export class SimulatedPico {
 
   // ---- internals: calls from the firmware ----
 
-  private writeReply(generation: number, reply: Reply): void {
-    if (generation !== this.generation) return;
-    const { ints, data } = this.channel;
-    if (reply === null) {
-      Atomics.store(ints, Slot.Kind, ReplyKind.None);
-    } else if (typeof reply === 'number') {
-      Atomics.store(ints, Slot.Kind, ReplyKind.Int);
-      Atomics.store(ints, Slot.Value, reply);
-    } else if ('bytes' in reply) {
-      data.set(reply.bytes);
-      Atomics.store(ints, Slot.Kind, ReplyKind.Bytes);
-      Atomics.store(ints, Slot.Value, reply.bytes.length);
-      Atomics.store(ints, Slot.DataLength, reply.bytes.length);
-    } else {
-      const text = new TextEncoder().encode(JSON.stringify(reply.json));
-      data.set(text);
-      Atomics.store(ints, Slot.Kind, ReplyKind.Json);
-      Atomics.store(ints, Slot.DataLength, text.length);
-    }
-    Atomics.store(ints, Slot.Ready, 1);
-    Atomics.notify(ints, Slot.Ready);
+  private writeReply(generation: number, seq: number, reply: Reply): void {
+    if (generation !== this.generation || this.currentCalls === undefined) return;
+    sendReply(this.currentCalls, seq, reply);
   }
 
   private handleCall(generation: number, message: CallMessage): void {
@@ -586,7 +578,7 @@ export class SimulatedPico {
         return;
       }
       if (error instanceof FlashError) {
-        this.writeReply(generation, -error.errno);
+        this.writeReply(generation, message.seq, -error.errno);
         return;
       }
       this.fail(generation, error as Error);
@@ -595,11 +587,11 @@ export class SimulatedPico {
     if (result === undefined) return;
     if (result instanceof Promise) {
       result.then(
-        (value) => this.writeReply(generation, value),
+        (value) => this.writeReply(generation, message.seq, value),
         (error: Error) => this.fail(generation, error),
       );
     } else {
-      this.writeReply(generation, result);
+      this.writeReply(generation, message.seq, result);
     }
   }
 

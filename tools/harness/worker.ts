@@ -8,13 +8,16 @@ import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadMicroPython, type MicroPython } from '@micropython/micropython-webassembly-pyscript';
 import {
+  BoardSlot,
   CLOCK_POWER_ON_ZERO,
   CLOCK_TICKS_ZERO,
   DATA_CAPACITY,
-  ReplyKind,
-  Slot,
-  channelViews,
+  awaitReply,
+  boardViews,
+  callViews,
   epochNowMs,
+  nextSeq,
+  readReply,
   type BootEnd,
   type BootMessage,
   type ExecMessage,
@@ -25,7 +28,10 @@ import {
 const TICKS_MASK = 2 ** 30 - 1;
 
 export interface WorkerConfig {
-  channel: SharedArrayBuffer;
+  /** This worker's own call buffer (see channel.ts). */
+  calls: SharedArrayBuffer;
+  /** The board buffer: clock and heap high-water mark, shared by every boot of one board. */
+  board: SharedArrayBuffer;
   /** Initial GC heap of the interpreter in bytes. */
   heapsizeBytes: number;
 }
@@ -35,7 +41,8 @@ if (port === null) {
   throw new Error('tools/harness/worker.ts must run in a worker thread (started by SimulatedPico)');
 }
 const config = workerData as WorkerConfig;
-const channel = channelViews(config.channel);
+const calls = callViews(config.calls);
+const board = boardViews(config.board);
 const pythonDir = new URL('./python/', import.meta.url);
 
 function post(message: WorkerMessage): void {
@@ -65,23 +72,20 @@ for (const name of SHIM_FILES) {
   mp.FS.writeFile(`${SHIM_DIR}/${name}`, readSource(name));
 }
 
+/** Sequence number of the last request this worker posted. */
+let lastSeq = 0;
+
 /** Blocks until the main thread has handled the request; returns the reply's value. */
 function call(op: string, ...args: unknown[]): number | string | null {
-  Atomics.store(channel.ints, Slot.Ready, 0);
-  post({ type: 'call', op, args });
-  Atomics.wait(channel.ints, Slot.Ready, 0);
-  const kind = Atomics.load(channel.ints, Slot.Kind);
-  const value = Atomics.load(channel.ints, Slot.Value);
-  switch (kind) {
-    case ReplyKind.None:
-      return null;
-    case ReplyKind.Json: {
-      const length = Atomics.load(channel.ints, Slot.DataLength);
-      return new TextDecoder().decode(channel.data.slice(0, length));
-    }
-    default:
-      return value;
-  }
+  lastSeq = nextSeq(lastSeq);
+  post({ type: 'call', seq: lastSeq, op, args });
+  awaitReply(calls, lastSeq);
+  return readReply(calls);
+}
+
+/** Blocks this thread for good: the boot is over and the main thread terminates the worker. */
+function park(): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }
 
 function readHeap(address: number, length: number): Uint8Array {
@@ -99,7 +103,7 @@ function writeHeap(address: number, bytes: Uint8Array): void {
 }
 
 function ticksMs(): number {
-  return Math.floor(epochNowMs() - channel.clock[CLOCK_TICKS_ZERO]!);
+  return Math.floor(epochNowMs() - board.clock[CLOCK_TICKS_ZERO]!);
 }
 
 let heapBudgetBytes = Number.POSITIVE_INFINITY;
@@ -110,13 +114,12 @@ let harnessHeapBytes = 0;
 function sampleHeap(allocatedBytes: number): void {
   if (harnessHeapBytes === 0) return; // still booting: nothing of the firmware's yet
   const firmwareBytes = Math.max(0, allocatedBytes - harnessHeapBytes);
-  if (firmwareBytes > Atomics.load(channel.ints, Slot.HeapHighWater)) {
-    Atomics.store(channel.ints, Slot.HeapHighWater, firmwareBytes);
+  if (firmwareBytes > Atomics.load(board.ints, BoardSlot.HeapHighWater)) {
+    Atomics.store(board.ints, BoardSlot.HeapHighWater, firmwareBytes);
   }
   if (firmwareBytes > heapBudgetBytes) {
     post({ type: 'heap-exceeded', bytes: firmwareBytes });
-    Atomics.store(channel.ints, Slot.Ready, 0);
-    Atomics.wait(channel.ints, Slot.Ready, 0);
+    park();
   }
 }
 
@@ -132,21 +135,19 @@ function boot(message: BootMessage): void {
     },
     ended: (how: BootEnd) => {
       post({ type: 'ended', how });
-      // The boot is over; the main thread terminates this worker.
-      Atomics.store(channel.ints, Slot.Ready, 0);
-      Atomics.wait(channel.ints, Slot.Ready, 0);
+      park();
     },
     heap: sampleHeap,
     harness_heap_bytes: () => harnessHeapBytes,
     // JS numbers reach Python as 32-bit integers, so a huge or infinite budget is capped.
     heap_budget_bytes: () => Math.min(heapBudgetBytes, 2 ** 31 - 1),
-    take: (address: number, length: number) => writeHeap(address, channel.data.subarray(0, length)),
+    take: (address: number, length: number) => writeHeap(address, calls.data.subarray(0, length)),
     SCRATCH_ADDRESS: scratchAddress,
-    stage: (length: number) => writeHeap(scratchAddress, channel.data.subarray(0, length)),
+    stage: (length: number) => writeHeap(scratchAddress, calls.data.subarray(0, length)),
 
     ticks_ms: () => ticksMs() & TICKS_MASK,
-    ticks_us: () => Math.floor((epochNowMs() - channel.clock[CLOCK_TICKS_ZERO]!) * 1000) & TICKS_MASK,
-    power_on_ms: () => epochNowMs() - channel.clock[CLOCK_POWER_ON_ZERO]!,
+    ticks_us: () => Math.floor((epochNowMs() - board.clock[CLOCK_TICKS_ZERO]!) * 1000) & TICKS_MASK,
+    power_on_ms: () => epochNowMs() - board.clock[CLOCK_POWER_ON_ZERO]!,
     sleep_ms: (ms: number) => call('sleep', ms),
 
     pin_write: (pin: number, value: number) => call('pin_write', pin, value),
