@@ -2,7 +2,7 @@
 // its declared size and SHA-256, and the Ed25519 signature when a public key is set.
 // Everything is checked before the store is touched, so a rejected request changes
 // nothing.
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { CHANNEL_PATTERN, DEFAULT_CHANNEL, Encoding, MAX_VERSION_BYTES, type EncodingName } from '../protocol/constants.ts';
 import { downloadId, sha256, signedMessage } from '../protocol/manifest.ts';
 import { AdminError } from './errors.ts';
@@ -29,6 +29,14 @@ export interface ValidRelease {
 
 /** Parses a PEM public key and checks that it is an Ed25519 key. */
 export function loadPublicKey(pem: string): KeyObject {
+  let privateKey: KeyObject | undefined;
+  try {
+    privateKey = createPrivateKey(pem);
+  } catch {
+    privateKey = undefined;
+  }
+  // createPublicKey would derive the public half, leaving the signing key on the server.
+  if (privateKey) throw new Error('public key PEM contains a private key; pass the .pub file that ota-tool keygen wrote and keep the private key off the server');
   let key: KeyObject;
   try {
     key = createPublicKey(pem);

@@ -1,7 +1,7 @@
 // Command-line options of ota-server: one table, each option also read from an
 // OTA_* environment variable, and one check that names the option at fault with an
 // example that works.
-import { createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import yargs from 'yargs';
@@ -29,9 +29,9 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
     .usage('$0 [options]\n\nServes over-the-air updates to Picos over CoAP and the admin API over HTTP.\nEvery option can also be set through the environment variable shown.')
     .env('OTA')
     .options({
-      'coap-port': { type: 'number', default: DEFAULT_COAP_PORT, describe: 'UDP port for CoAP; 0 picks a free one (env OTA_COAP_PORT)' },
+      'coap-port': { type: 'string', default: String(DEFAULT_COAP_PORT), requiresArg: true, describe: 'UDP port for CoAP; 0 picks a free one (env OTA_COAP_PORT)' },
       bind: { type: 'string', describe: 'IPv4 or IPv6 address for CoAP; default "::" (dual-stack) where IPv6 exists, else 0.0.0.0 (env OTA_BIND)' },
-      'admin-port': { type: 'number', default: DEFAULT_ADMIN_PORT, describe: 'TCP port for the admin HTTP API; 0 picks a free one (env OTA_ADMIN_PORT)' },
+      'admin-port': { type: 'string', default: String(DEFAULT_ADMIN_PORT), requiresArg: true, describe: 'TCP port for the admin HTTP API; 0 picks a free one (env OTA_ADMIN_PORT)' },
       'admin-bind': { type: 'string', default: DEFAULT_ADMIN_BIND, describe: 'IPv4 or IPv6 address for the admin API (env OTA_ADMIN_BIND)' },
       'data-dir': { type: 'string', default: './data', describe: 'folder of the LevelDB database and the admin-token file (env OTA_DATA_DIR)' },
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'lowest pino level written to stdout (env OTA_LOG_LEVEL)' },
@@ -39,8 +39,9 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       'public-key': { type: 'string', describe: 'PEM file of the Ed25519 public key; publishes whose signature does not verify are rejected (env OTA_PUBLIC_KEY)' },
     })
     .check((args) => {
-      checkPort('--coap-port', args['coap-port'], '--coap-port 5683');
-      checkPort('--admin-port', args['admin-port'], '--admin-port 3000');
+      for (const name of OPTION_NAMES) checkGivenOnce(name, args[name]);
+      parsePort('--coap-port', args['coap-port'], '--coap-port 5683');
+      parsePort('--admin-port', args['admin-port'], '--admin-port 3000');
       if (args.bind !== undefined) checkAddress('--bind', args.bind, '--bind 0.0.0.0 or --bind ::');
       checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
       if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
@@ -60,8 +61,8 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
   if (args.help === true) return undefined;
 
   const options: CliOptions = {
-    coapPort: args['coap-port'],
-    adminPort: args['admin-port'],
+    coapPort: parsePort('--coap-port', args['coap-port'], '--coap-port 5683'),
+    adminPort: parsePort('--admin-port', args['admin-port'], '--admin-port 3000'),
     adminBind: args['admin-bind'],
     dataDir: args['data-dir'],
     logLevel: args['log-level'] as LogLevel,
@@ -72,10 +73,28 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
   return options;
 }
 
-function checkPort(flag: string, value: number, example: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new UsageError(`${flag} must be an integer 0..65535 (0 picks a free port), got ${value}; example: ${example}`);
+/** Options of the table. yargs turns an option given twice into an array of its values. */
+const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key'] as const;
+
+function checkGivenOnce(name: string, value: unknown): void {
+  if (Array.isArray(value)) {
+    const values = value.map((item) => JSON.stringify(String(item))).join(', ');
+    throw new UsageError(`--${name} was given ${value.length} times (${values}); give it once`);
   }
+}
+
+/**
+ * Parses a port written as a plain decimal integer. Number() would also take "0x3300",
+ * "1e3" and "" (as 0), so the text is matched before it is converted. An empty value,
+ * from the flag or from its OTA_* variable, is rejected rather than treated as unset.
+ */
+function parsePort(flag: string, value: unknown, example: string): number {
+  const text = String(value);
+  const port = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) {
+    throw new UsageError(`${flag} must be a decimal integer 0..65535 (0 picks a free port), got "${text}"; example: ${example}`);
+  }
+  return port;
 }
 
 function checkAddress(flag: string, value: string, example: string): void {
@@ -89,6 +108,11 @@ function readPublicKey(file: string): string {
   } catch (err) {
     throw new UsageError(`--public-key file ${file} cannot be read (${(err as Error).message}); example: --public-key ./release-key.pub.pem`);
   }
+  if (isPrivateKey(pem)) {
+    throw new UsageError(
+      `--public-key file ${file} contains a private key, which must stay with the release engineer; pass the public key that ota-tool keygen wrote beside it, such as ${file}.pub`,
+    );
+  }
   let type: string | undefined;
   try {
     type = createPublicKey(pem).asymmetricKeyType;
@@ -99,4 +123,14 @@ function readPublicKey(file: string): string {
     throw new UsageError(`--public-key file ${file} must hold an Ed25519 public key in PEM, got ${type ?? 'no public key'}; example: --public-key ./release-key.pub.pem`);
   }
   return pem;
+}
+
+/** True when the PEM parses as a private key; createPublicKey would silently derive its public half. */
+function isPrivateKey(pem: string): boolean {
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }

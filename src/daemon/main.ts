@@ -1,9 +1,27 @@
 // ota-server entry point (bin/ota-server.js): parses the options, starts the daemon,
 // and shuts it down cleanly on SIGINT or SIGTERM. Exit status: 0 after a clean stop
-// or --help, 1 when start-up fails, 2 for an invalid option.
+// or --help, 1 when start-up or shutdown fails, 2 for an invalid option.
+import pino from 'pino';
 import { createLogger } from '../log.ts';
 import { UsageError, parseCli } from './cli.ts';
-import { startServer } from './server.ts';
+import { StartupError, startServer } from './server.ts';
+
+/**
+ * Time from a stop signal to a forced exit with status 1. A graceful stop takes at
+ * most about 5 s (the CoAP drain and the admin connection cut run side by side), so
+ * this only fires when something hangs.
+ */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+/**
+ * Synchronous stdout for pino. pino's default asynchronous stream flushes at exit with
+ * sonic-boom 4.2.1's flushSync, which retries a write that failed with EPIPE forever,
+ * so a daemon piped into "head" spun after SIGTERM. pino.destination drops the writes
+ * after EPIPE, and without buffered data there is nothing left to flush at exit.
+ */
+function stdoutDestination(): pino.DestinationStream {
+  return pino.destination({ dest: 1, sync: true });
+}
 
 async function main(): Promise<number> {
   let options;
@@ -16,7 +34,14 @@ async function main(): Promise<number> {
   }
   if (!options) return 0;
 
-  const logger = createLogger(options.logLevel);
+  const logger = createLogger(options.logLevel, stdoutDestination());
+  // Listening before start-up ends: a signal that arrives between the "listening" line
+  // and the end of start-up would otherwise kill the process without a clean stop.
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+
   let server;
   try {
     server = await startServer({
@@ -31,24 +56,23 @@ async function main(): Promise<number> {
     });
   } catch (err) {
     logger.fatal({ err, dataDir: options.dataDir }, 'start-up failed');
+    if (err instanceof StartupError) process.stderr.write(`ota-server: ${err.message}\n`);
     return 1;
   }
 
-  const running = server;
-  return new Promise<number>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      logger.info({ signal }, 'signal received');
-      running.close().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  const signal = await stopRequested;
+  setTimeout(() => {
+    process.stderr.write(`ota-server: shutdown did not finish within ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+    process.exit(1);
+  }, SHUTDOWN_DEADLINE_MS).unref();
+  logger.info({ signal }, 'signal received');
+  try {
+    await server.close();
+    return 0;
+  } catch (err) {
+    logger.error({ err }, 'shutdown failed');
+    return 1;
+  }
 }
 
 const status = await main();

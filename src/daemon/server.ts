@@ -39,22 +39,36 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** A start-up failure the operator can fix; the message names the option to change. */
+export class StartupError extends Error {
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+  }
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger;
   await mkdir(options.dataDir, { recursive: true });
-  const store = await Store.open(options.dataDir, logger.child({ component: 'storage' }));
+  const store = await openStore(options.dataDir, logger);
   let coap: CoapService | undefined;
   let admin: http.Server | undefined;
   try {
     const token = await resolveAdminToken(options.dataDir, options.adminToken, logger);
-    coap = await startCoap(store, logger, options.coapPort ?? DEFAULT_COAP_PORT, options.bind);
+    const coapPort = options.coapPort ?? DEFAULT_COAP_PORT;
+    coap = await startCoap(store, logger, coapPort, options.bind).catch((err: unknown) => {
+      throw explainListenError(err, '--coap-port', coapPort, 'UDP');
+    });
     admin = createAdminServer({
       store,
       token,
       logger: logger.child({ component: 'admin' }),
       ...(options.publicKeyPem === undefined ? {} : { publicKeyPem: options.publicKeyPem }),
     });
-    await listenHttp(admin, options.adminPort ?? DEFAULT_ADMIN_PORT, options.adminBind ?? DEFAULT_ADMIN_BIND);
+    const adminPort = options.adminPort ?? DEFAULT_ADMIN_PORT;
+    await listenHttp(admin, adminPort, options.adminBind ?? DEFAULT_ADMIN_BIND).catch((err: unknown) => {
+      throw explainListenError(err, '--admin-port', adminPort, 'TCP');
+    });
   } catch (err) {
     await coap?.close();
     if (admin?.listening) await closeHttp(admin);
@@ -82,6 +96,30 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return closing;
     },
   };
+}
+
+/** Opens LevelDB; LevelDB's LOCK file lets one process at a time use a folder. */
+async function openStore(dataDir: string, logger: pino.Logger): Promise<Store> {
+  try {
+    return await Store.open(dataDir, logger.child({ component: 'storage' }));
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new StartupError(`another ota-server uses ${dataDir} (its LevelDB is locked); stop it or use another --data-dir`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+function explainListenError(err: unknown, flag: string, port: number, protocol: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') {
+    return new StartupError(`${protocol} port ${port} of ${flag} is already in use; stop the process that holds it or pick another ${flag}`, { cause: err });
+  }
+  if (code === 'EACCES') {
+    return new StartupError(`${protocol} port ${port} of ${flag} needs privileges this process lacks; pick a port above 1023 or grant CAP_NET_BIND_SERVICE`, { cause: err });
+  }
+  return err;
 }
 
 /** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
