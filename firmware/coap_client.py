@@ -1,5 +1,8 @@
 """CoAP client exchanges: CON requests with retransmission, matching and deadlines.
 
+One request at a time with request(), or several in flight with start() and poll()
+on RequestSlots, each slot with its own mid, token and retransmission timer.
+
 Sits on a transport with send(buf) and receive(timeout_ms) -> bytes or None
 (sim7020.CoapTransport on the device, a scripted fake in tests). Implements the
 client side of RFC 7252 sections 4 and 5.3.2: message ids, tokens, exponential
@@ -61,8 +64,32 @@ def max_transmit_wait_ms(ack_timeout_ms, max_retransmit):
     return ack_timeout_ms * ((1 << (max_retransmit + 1)) - 1) * ACK_RANDOM_FACTOR_PERMILLE // 1000
 
 
+class RequestSlot:
+    """One Confirmable request in flight: its encoded PDU, mid, token and retransmission timer.
+
+    tag is the caller's label for the request, such as a block number. Slots are
+    allocated once and reused, so keeping several requests in flight allocates
+    nothing per request beyond the token.
+    """
+
+    def __init__(self, pdu_bytes=MAX_PDU_BYTES):
+        self.pdu = bytearray(pdu_bytes)
+        self.capacity = pdu_bytes
+        self.length = 0
+        self.active = False
+        self.tag = None
+        self.code = 0
+        self.mid = 0
+        self.token = b""
+        self.acked = False
+        self.retransmits = 0
+        self.timeout_ms = 0
+        self.resend_at = 0
+        self.deadline = 0
+
+
 class CoapClient:
-    """Runs one CON exchange at a time over a transport.
+    """Runs CON exchanges over a transport: one at a time with request(), several with start() and poll().
 
     deadline_ms bounds a whole exchange, retransmissions and the wait for a
     separate response included; it defaults to MAX_TRANSMIT_WAIT.
@@ -80,7 +107,8 @@ class CoapClient:
         # attacker (RFC 7252 section 5.3.1), not cryptographically strong.
         self._rand = (seed if seed is not None else _random_seed()) & 0xFFFFFFFF or 0x9E3779B9
         self._mid = self._next_random() & 0xFFFF
-        self._tx = bytearray(MAX_PDU_BYTES)
+        self._slot = RequestSlot()
+        self._single = (self._slot,)
         self._ack = bytearray(coap.HEADER_BYTES)
         self._last_acked_mid = None
         self.retransmissions = 0
@@ -124,42 +152,68 @@ class CoapClient:
         when no response arrives before the retransmissions or the deadline run
         out, CoapReset when the server replies with RST.
         """
-        self._mid = (self._mid + 1) & 0xFFFF
-        mid = self._mid
-        token = self._new_token()
-        length = coap.encode_into(self._tx, coap.TYPE_CON, code, mid, token, options, payload)
-        pdu = memoryview(self._tx)[:length]
+        self.start(self._slot, code, options, payload)
+        _, result = self.poll(self._single)
+        if isinstance(result, CoapError):
+            raise result
+        return result
 
-        start = self._ticks_ms()
-        deadline = time.ticks_add(start, self.deadline_ms)
+    def start(self, slot, code, options=(), payload=None, tag=None):
+        """Encode a CON request into slot with a new mid and token, and send it.
+
+        Raises CoapError when the transport cannot send; the slot then stays idle.
+        """
+        self._mid = (self._mid + 1) & 0xFFFF
+        slot.mid = self._mid
+        slot.token = self._new_token()
+        slot.code = code
+        slot.tag = tag
+        slot.length = coap.encode_into(slot.pdu, coap.TYPE_CON, code, slot.mid, slot.token, options, payload)
+        if slot.length > slot.capacity:
+            # A slice assignment past the end grows a bytearray instead of raising.
+            slot.pdu = bytearray(slot.capacity)
+            raise ValueError("request of %d bytes exceeds the %d-byte request slot" % (slot.length, slot.capacity))
+
+        now = self._ticks_ms()
+        slot.deadline = time.ticks_add(now, self.deadline_ms)
         # Initial timeout is random in [ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR).
         spread = self.ack_timeout_ms * (ACK_RANDOM_FACTOR_PERMILLE - 1000) // 1000
-        timeout_ms = self.ack_timeout_ms + (self._next_random() % spread if spread else 0)
-        retransmits = 0
-        acked = False
-        self._send(pdu)
-        resend_at = time.ticks_add(start, timeout_ms)
+        slot.timeout_ms = self.ack_timeout_ms + (self._next_random() % spread if spread else 0)
+        slot.retransmits = 0
+        slot.acked = False
+        slot.active = False
+        self._send(memoryview(slot.pdu)[:slot.length])
+        slot.resend_at = time.ticks_add(now, slot.timeout_ms)
+        slot.active = True
 
+    def poll(self, slots):
+        """Wait until one active slot of slots completes and return (slot, result).
+
+        result is the response Message, or the CoapError (timeout, reset or a failed
+        retransmission) that ended that exchange. Each slot retransmits on its own
+        timer. The returned slot is idle again. Raises CoapError when the transport
+        cannot receive, ValueError when no slot is active.
+        """
         while True:
             now = self._ticks_ms()
-            if time.ticks_diff(deadline, now) <= 0:
-                raise CoapTimeout("no response to %s mid %d within the %d ms deadline" % (coap.code_string(code), mid, self.deadline_ms))
-            if not acked and time.ticks_diff(resend_at, now) <= 0:
-                if retransmits >= self.max_retransmit:
-                    raise CoapTimeout("no response to %s mid %d after %d retransmissions" % (coap.code_string(code), mid, retransmits))
-                retransmits += 1
-                self.retransmissions += 1
-                timeout_ms *= 2
-                resend_at = time.ticks_add(now, timeout_ms)
-                _log.info("retransmit", mid, retransmits)
-                self._send(pdu)
-                continue
-            wait_until = deadline if acked else resend_at
-            if time.ticks_diff(deadline, wait_until) < 0:
-                wait_until = deadline
+            wake_at = None
+            for slot in slots:
+                if not slot.active:
+                    continue
+                failure = self._service_timer(slot, now)
+                if failure is not None:
+                    slot.active = False
+                    return slot, failure
+                due = slot.deadline if slot.acked else slot.resend_at
+                if time.ticks_diff(slot.deadline, due) < 0:
+                    due = slot.deadline
+                if wake_at is None or time.ticks_diff(due, wake_at) < 0:
+                    wake_at = due
+            if wake_at is None:
+                raise ValueError("poll() needs at least one active request slot")
             if self._idle:
                 self._idle()
-            data = self._receive(max(1, time.ticks_diff(wait_until, now)))
+            data = self._receive(max(1, time.ticks_diff(wake_at, now)))
             if data is None:
                 continue
             try:
@@ -167,39 +221,67 @@ class CoapClient:
             except ValueError as err:
                 _log.warn("malformed datagram ignored:", err)
                 continue
-            result = self._match(reply, mid, token, acked)
-            if result is True:
-                acked = True
-            elif result is not None:
-                return result
+            slot, result = self._match(reply, slots)
+            if slot is not None:
+                slot.active = False
+                return slot, result
 
-    def _match(self, reply, mid, token, acked):
-        """Return the response, True for an empty ACK of our request, None to keep waiting."""
-        if reply.mtype == coap.TYPE_RST:
-            if reply.mid == mid:
-                raise CoapReset("server reset mid %d" % mid)
+    def _service_timer(self, slot, now):
+        """Retransmit slot when its timer is due; return the CoapError that ends it, or None."""
+        if time.ticks_diff(slot.deadline, now) <= 0:
+            return CoapTimeout("no response to %s mid %d within the %d ms deadline"
+                               % (coap.code_string(slot.code), slot.mid, self.deadline_ms))
+        if slot.acked or time.ticks_diff(slot.resend_at, now) > 0:
             return None
+        if slot.retransmits >= self.max_retransmit:
+            return CoapTimeout("no response to %s mid %d after %d retransmissions"
+                               % (coap.code_string(slot.code), slot.mid, slot.retransmits))
+        slot.retransmits += 1
+        self.retransmissions += 1
+        slot.timeout_ms *= 2
+        slot.resend_at = time.ticks_add(now, slot.timeout_ms)
+        _log.info("retransmit", slot.mid, slot.retransmits)
+        try:
+            self._send(memoryview(slot.pdu)[:slot.length])
+        except CoapError as err:
+            return err
+        return None
+
+    def _match(self, reply, slots):
+        """Return (slot, response or CoapReset) when reply ends an exchange, else (None, None).
+
+        An empty ACK marks its slot acknowledged, so only the deadline runs on
+        while a separate response is awaited (RFC 7252 section 5.2.2).
+        """
+        if reply.mtype == coap.TYPE_RST:
+            slot = _slot_by_mid(slots, reply.mid)
+            if slot is not None:
+                return slot, CoapReset("server reset mid %d" % reply.mid)
+            return None, None
         if reply.mtype == coap.TYPE_ACK:
-            if reply.mid != mid:
+            slot = _slot_by_mid(slots, reply.mid)
+            if slot is None:
                 _log.debug("stray ACK ignored, mid", reply.mid)
-                return None
+                return None, None
             if reply.code == coap.EMPTY:
-                return None if acked else True
-            if reply.token != token:
-                _log.warn("ACK with a foreign token ignored, mid", mid)
-                return None
-            return reply
+                slot.acked = True
+                return None, None
+            if reply.token != slot.token:
+                _log.warn("ACK with a foreign token ignored, mid", reply.mid)
+                return None, None
+            return slot, reply
         if reply.code == coap.EMPTY or reply.code < 64:
             # A CoAP ping (empty CON) or a request: this client serves nothing.
             if reply.mtype == coap.TYPE_CON:
                 self._send_empty(coap.TYPE_RST, reply.mid)
-            return None
+            return None, None
         # Separate response (RFC 7252 section 5.2.2); it may overtake a lost empty ACK.
-        if reply.token == token:
+        slot = _slot_by_token(slots, reply.token)
+        if slot is not None:
             if reply.mtype == coap.TYPE_CON:
                 self._send_empty(coap.TYPE_ACK, reply.mid)
                 self._last_acked_mid = reply.mid
-            return reply
+            return slot, reply
         if reply.mtype == coap.TYPE_CON:
             if reply.mid == self._last_acked_mid:
                 # Our ACK of an earlier separate response was lost: acknowledge again.
@@ -207,7 +289,21 @@ class CoapClient:
             else:
                 self._send_empty(coap.TYPE_RST, reply.mid)
         _log.debug("stray response ignored, mid", reply.mid)
-        return None
+        return None, None
+
+
+def _slot_by_mid(slots, mid):
+    for slot in slots:
+        if slot.active and slot.mid == mid:
+            return slot
+    return None
+
+
+def _slot_by_token(slots, token):
+    for slot in slots:
+        if slot.active and slot.token == token:
+            return slot
+    return None
 
 
 def path_options(path):

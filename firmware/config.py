@@ -6,7 +6,11 @@ import psm
 from ota_proto import DEFAULT_CHANNEL, MAX_CHANNEL_BYTES, MAX_DEVICE_ID_BYTES
 
 CONFIG_PATH = "/ota_config.json"
+# Max Block2 requests in flight, because sim7020.RX_QUEUE_MAX queues that many responses.
+MAX_BLOCK_WINDOW = 8
 
+# block_window 4: about the NB-IoT bandwidth-delay product at a 1 s round trip
+# (docs/firmware.md, "Pipelined download").
 # Default block size: a 512-byte block fits one AT+CCOAPNMI line of about 1.1 KB
 # of hex and needs half the round trips of 256-byte blocks. docs/firmware.md
 # explains how to measure the modem's real limit.
@@ -19,6 +23,7 @@ DEFAULTS = {
     "check_interval_s": 3600,
     "public_key": None,
     "block_size": 512,
+    "block_window": 4,
     "ack_timeout_ms": 12000,
     "max_retransmit": 4,
     "trial_boots": 3,
@@ -36,7 +41,7 @@ DEFAULTS = {
     "psm_active_s": 10,
 }
 
-_INT_KEYS = ("port", "check_interval_s", "block_size", "ack_timeout_ms", "max_retransmit", "trial_boots",
+_INT_KEYS = ("port", "check_interval_s", "block_size", "block_window", "ack_timeout_ms", "max_retransmit", "trial_boots",
              "modem_pwrkey_ms", "attach_timeout_ms", "watchdog_ms", "psm_tau_s", "psm_active_s")
 
 _log = log.Logger("config")
@@ -79,6 +84,9 @@ def load(path=CONFIG_PATH):
         raise ConfigError("watchdog_ms must be 0 (off) or at most 8388 (the rp2 maximum), got %d" % config["watchdog_ms"])
     if not 16 <= config["block_size"] <= 1024:
         raise ConfigError("block_size must be 16..1024 bytes, got %d" % config["block_size"])
+    if not 1 <= config["block_window"] <= MAX_BLOCK_WINDOW:
+        raise ConfigError("block_window must be 1..%d block requests in flight, got %d (1 is stop-and-wait)"
+                          % (MAX_BLOCK_WINDOW, config["block_window"]))
     try:
         psm.encode_tau(config["psm_tau_s"])
         psm.encode_active(config["psm_active_s"])

@@ -19,7 +19,7 @@ import log
 import ota_proto as proto
 import reports
 import slots
-from coap_client import CoapClient, CoapError, path_options
+from coap_client import CoapClient, CoapError, RequestSlot, path_options
 
 STAGING_PATH = "/ota_staging.bin"
 STAGING_MANIFEST_PATH = "/ota_staging.json"
@@ -30,6 +30,9 @@ FLASH_RESERVE_BYTES = const(8192)
 # Consecutive failed check-ins after which the modem is power-cycled.
 MODEM_RESTART_AFTER = const(2)
 BUFFER_BYTES = const(512)
+# A block GET is header 4, token 4, Uri-Path "d" and the 12-character id 15, Block2
+# up to 4 and Size2 1 bytes: 28 bytes; 64 leaves room for a longer path.
+BLOCK_REQUEST_BYTES = const(64)
 
 _log = log.Logger("ota")
 # Outcome codes as words for the serial log; reports carry the codes.
@@ -65,6 +68,7 @@ def parse_manifest(manifest):
             "signature": manifest[proto.MANIFEST_SIGNATURE],
             "encoding": manifest.get(proto.MANIFEST_ENCODING, proto.ENCODING_RAW),
             "block_size": manifest.get(proto.MANIFEST_BLOCK_SIZE, 1024),
+            "payload": manifest.get(proto.MANIFEST_PAYLOAD),
         }
     except (KeyError, TypeError) as err:
         raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "manifest lacks key %s" % err)
@@ -77,6 +81,10 @@ def parse_manifest(manifest):
         (offer["encoding"] in (proto.ENCODING_RAW, proto.ENCODING_DEFLATE), "encoding"),
         (isinstance(offer["block_size"], int) and 16 <= offer["block_size"] <= 1024, "block size"),
     )
+    payload = offer["payload"]
+    if payload is not None and not (isinstance(payload, bytes) and len(payload) == offer["size"]):
+        raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "manifest payload invalid: %s, expected %d bytes"
+                          % ("%d bytes" % len(payload) if isinstance(payload, bytes) else type(payload).__name__, offer["size"]))
     for ok, name in problems:
         if not ok:
             raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "manifest %s invalid: %r" % (name, offer[name.replace(" ", "_")]))
@@ -101,6 +109,8 @@ class Updater:
         self.client = None
         self._failures = 0
         self._buf = bytearray(BUFFER_BYTES)
+        self._slots = []
+        self._hold = bytearray(0)
 
     # Connection ----------------------------------------------------------
 
@@ -196,6 +206,10 @@ class Updater:
         request = {proto.CHECK_DEVICE_ID: self.config["device_id"], proto.CHECK_VERSION: slots.running_version(state)}
         if self.config["channel"] != proto.DEFAULT_CHANNEL:
             request[proto.CHECK_CHANNEL] = self.config["channel"]
+        # The answer may carry a payload that fits one block of this device's size.
+        inline_szx = min(coap.szx_for(self.config["block_size"]), proto.MAX_INLINE_SZX)
+        if inline_szx != proto.DEFAULT_INLINE_SZX:
+            request[proto.CHECK_INLINE_SZX] = inline_szx
         options = path_options(proto.PATH_CHECK)
         options.append((coap.OPT_CONTENT_FORMAT, coap.encode_uint(proto.FORMAT_CBOR)))
         response = client.request(coap.POST, options, cbor.encode(request))
@@ -293,51 +307,141 @@ class Updater:
 
         download() consumes it in one loop. The heap test drives it one block per
         top-level call of the test harness, so garbage is collected between blocks.
+        A payload that came inline with the manifest is staged in one step.
         """
         size = offer["size"]
-        szx = coap.szx_for(min(self.config["block_size"], offer["block_size"]))
-        block_bytes = coap.block_size(szx)
         digest = hashlib.sha256()
-        offset = self._resume_offset(offer, block_bytes, digest)
-
-        etag = offer["sha256"][:proto.ETAG_BYTES]
-        options = path_options(offer["path"])
-        options.append(None)  # Block2, set per block
-        block_index = len(options) - 1
-        _log.info("downloading %d bytes in blocks of %d, from byte %d" % (size, block_bytes, offset))
-        with open(STAGING_PATH, "r+b" if offset else "wb") as staging:
-            staging.seek(offset)
-            num = offset // block_bytes
-            while offset < size:
-                options[block_index] = (coap.OPT_BLOCK2, coap.encode_uint(coap.block_value(num, False, szx)))
-                if num == 0:
-                    options.append((coap.OPT_SIZE2, b""))
-                response = self._request_block(client, options, num)
-                if num == 0:
-                    options.pop()
-
-                payload = self._check_block(response, num, szx, etag, size, offset)
-                staging.write(payload)
-                staging.flush()
-                digest.update(payload)
-                offset += len(payload)
-                num += 1
-                if self.led:
-                    self.led.service()
+        if offer["payload"] is not None:
+            if self._resume_offset(offer, size, digest) < size:
+                self._stage_inline(offer["payload"], digest)
+                yield size
+        else:
+            for offset in self._download_window(client, offer, digest):
                 yield offset
 
         if digest.digest() != offer["sha256"]:
             raise UpdateError(proto.OUTCOME_VERIFY_FAILED, "SHA-256 of the %d downloaded bytes does not match the manifest" % size)
         _log.info("download complete, SHA-256 verified")
 
-    def _request_block(self, client, options, num):
-        for attempt in range(1, BLOCK_TRIES + 1):
+    def _stage_inline(self, payload, digest):
+        """Write a payload that the check answer carried to the staging file, as a download would."""
+        with open(STAGING_PATH, "wb") as staging:
+            staging.write(payload)
+            staging.flush()
+        digest.update(payload)
+        _log.info("payload of %d bytes came with the manifest, no Block2 request needed" % len(payload))
+
+    def _download_window(self, client, offer, digest):
+        """Fetch the missing blocks with up to block_window requests in flight; yield after each write.
+
+        RFC 7252 section 4.7 limits a client to NSTART = 1 outstanding interaction per
+        server by default and lets configuration raise it. This client raises it for
+        the one server it is configured for, because each NB-IoT round trip costs a
+        second or more of radio time, and the server keeps no per-request state
+        (any block, any order). block_window 1 restores stop-and-wait.
+        Blocks are requested only inside [next to write, next to write + window), so
+        a block number owns hold buffer num % window while it is in flight or held,
+        and nothing is allocated per block for reordering.
+        """
+        size = offer["size"]
+        szx = coap.szx_for(min(self.config["block_size"], offer["block_size"]))
+        block_bytes = coap.block_size(szx)
+        window = self.config["block_window"]
+        offset = self._resume_offset(offer, block_bytes, digest)
+        if offset >= size:
+            return  # staged whole before a reset; only the digest check is left
+        last_num = (size - 1) // block_bytes
+
+        etag = offer["sha256"][:proto.ETAG_BYTES]
+        options = path_options(offer["path"])
+        options.append(None)  # Block2, set per request
+        block_index = len(options) - 1
+        request_slots = self._request_slots(window)
+        hold_buffers = self._hold_buffers(window, block_bytes)
+        hold_lengths = [0] * window  # 0 marks a free hold buffer
+        tries = [0] * window
+
+        _log.info("downloading %d bytes in blocks of %d, from byte %d, %d in flight"
+                  % (size, block_bytes, offset, window))
+        with open(STAGING_PATH, "r+b" if offset else "wb") as staging:
+            staging.seek(offset)
+            next_write = offset // block_bytes
+            next_request = next_write
+            while next_write <= last_num:
+                for slot in request_slots:
+                    if next_request > last_num or next_request >= next_write + window:
+                        break
+                    if not slot.active:
+                        tries[next_request % window] = 0
+                        self._start_block(client, slot, options, block_index, next_request, szx, tries, window)
+                        next_request += 1
+
+                slot, result = client.poll(request_slots)
+                num = slot.tag
+                if isinstance(result, CoapError):
+                    self._start_block(client, slot, options, block_index, num, szx, tries, window, result)
+                    continue
+                payload = self._check_block(result, num, szx, etag, size, num * block_bytes)
+                if num != next_write:
+                    # Arrived ahead of a block still in flight: held until the gap fills.
+                    index = num % window
+                    hold_buffers[index][:len(payload)] = payload
+                    hold_lengths[index] = len(payload)
+                    continue
+                self._write_block(staging, payload, digest)
+                offset += len(payload)
+                next_write += 1
+                yield offset
+                while next_write <= last_num and hold_lengths[next_write % window]:
+                    index = next_write % window
+                    self._write_block(staging, hold_buffers[index][:hold_lengths[index]], digest)
+                    offset += hold_lengths[index]
+                    hold_lengths[index] = 0
+                    next_write += 1
+                    yield offset
+
+    def _start_block(self, client, slot, options, block_index, num, szx, tries, window, failure=None):
+        """Send the GET of block num on slot; after failure, retry until BLOCK_TRIES tries of num failed."""
+        while True:
+            if failure is not None:
+                tries[num % window] += 1
+                _log.warn("block", num, "try", tries[num % window], "failed:", failure)
+                if tries[num % window] >= BLOCK_TRIES:
+                    raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d: %s" % (num, failure))
+            options[block_index] = (coap.OPT_BLOCK2, coap.encode_uint(coap.block_value(num, False, szx)))
+            if num == 0:
+                options.append((coap.OPT_SIZE2, b""))
             try:
-                return client.request(coap.GET, options)
+                client.start(slot, coap.GET, options, tag=num)
+                return
             except CoapError as err:
-                _log.warn("block", num, "try", attempt, "failed:", err)
-                if attempt == BLOCK_TRIES:
-                    raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "block %d: %s" % (num, err))
+                failure = err
+            finally:
+                if num == 0:
+                    options.pop()
+
+    def _write_block(self, staging, payload, digest):
+        staging.write(payload)
+        staging.flush()
+        digest.update(payload)
+        if self.led:
+            self.led.service()
+
+    def _request_slots(self, window):
+        """Return window request slots, allocated once per Updater and reused by every download."""
+        if len(self._slots) != window:
+            self._slots = [RequestSlot(BLOCK_REQUEST_BYTES) for _ in range(window)]
+        for slot in self._slots:
+            slot.active = False  # a download that failed left its requests behind
+        return self._slots
+
+    def _hold_buffers(self, window, block_bytes):
+        """Return window views of block_bytes each into one buffer kept for the next download."""
+        needed = window * block_bytes
+        if len(self._hold) < needed:
+            self._hold = bytearray(needed)
+        view = memoryview(self._hold)
+        return [view[i * block_bytes:(i + 1) * block_bytes] for i in range(window)]
 
     def _check_block(self, response, num, szx, etag, size, offset):
         """Return the payload of a block response after checking it fits the image."""

@@ -20,6 +20,7 @@ FORMAT_CBOR = const(60)
 CHECK_DEVICE_ID = const(0)
 CHECK_VERSION = const(1)
 CHECK_CHANNEL = const(2)
+CHECK_INLINE_SZX = const(3)
 
 # Manifest map keys (server to device, when an update is offered).
 MANIFEST_VERSION = const(0)
@@ -29,6 +30,7 @@ MANIFEST_SHA256 = const(3)
 MANIFEST_SIGNATURE = const(4)
 MANIFEST_ENCODING = const(5)
 MANIFEST_BLOCK_SIZE = const(6)
+MANIFEST_PAYLOAD = const(7)
 
 # Report map keys (device to server).
 REPORT_DEVICE_ID = const(0)
@@ -54,6 +56,11 @@ MAX_VERSION_BYTES = const(32)
 MAX_CHANNEL_BYTES = const(32)
 MAX_DETAIL_BYTES = const(200)
 DEFAULT_CHANNEL = "stable"
+
+# Inline payloads: a check without key 3 means SZX 4 (256 bytes), and the server
+# inlines at most SZX 5 (512 bytes) whatever the device sends.
+DEFAULT_INLINE_SZX = const(4)
+MAX_INLINE_SZX = const(5)
 
 # Hex characters of the SHA-256 that name a download resource (48 bits).
 DOWNLOAD_ID_HEX_CHARS = const(12)

@@ -25,7 +25,9 @@ LINE_BYTES = const(2400)
 # Largest PDU one AT+CCOAPSEND carries.
 # NOTE: 512 bytes is assumed, not measured; firmware/tools/bringup.py measures it on a board.
 MAX_SEND_BYTES = const(512)
-RX_QUEUE_MAX = const(4)
+# Datagrams queued while a command runs: one per Block2 request in flight, up to
+# config.MAX_BLOCK_WINDOW.
+RX_QUEUE_MAX = const(8)
 
 # Timeouts in ms. These are estimates with headroom, not datasheet values:
 # bringup.py prints the real response times of a board.

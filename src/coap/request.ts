@@ -7,6 +7,7 @@ import {
   CHANNEL_PATTERN,
   CheckKey,
   DEFAULT_CHANNEL,
+  DEFAULT_INLINE_SZX,
   DEVICE_ID_PATTERN,
   FORMAT_CBOR,
   MAX_DETAIL_BYTES,
@@ -100,14 +101,21 @@ export interface CheckRequest {
   version: string;
   semver: SemVer;
   channel: string;
+  /** SZX of the largest payload the device takes inline; undefined for a query, which gets none. */
+  inlineSzx?: number;
 }
 
 export function parseCheckBody(map: Map<unknown, unknown>): CheckRequest {
-  return validateCheck(
+  const request = validateCheck(
     requiredText(map, CheckKey.deviceId, 'device id'),
     requiredText(map, CheckKey.version, 'running version'),
     optionalText(map, CheckKey.channel, 'channel') ?? DEFAULT_CHANNEL,
   );
+  const inlineSzx = map.get(CheckKey.inlineSzx) ?? DEFAULT_INLINE_SZX;
+  if (typeof inlineSzx !== 'number' || !Number.isInteger(inlineSzx) || inlineSzx < 0 || inlineSzx > 6) {
+    throw new CoapError('KEY_WRONG_TYPE', String(CheckKey.inlineSzx), 'inline SZX', 'an unsigned integer 0..6 (16..1024 bytes)', describe(inlineSzx));
+  }
+  return { ...request, inlineSzx };
 }
 
 const QUERY_EXAMPLE = 'c?d=pico-001&v=1.0.0&ch=stable';

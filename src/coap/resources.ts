@@ -11,6 +11,7 @@ import {
   FORMAT_JSON,
   FORMAT_LINK,
   FORMAT_OCTET_STREAM,
+  MAX_INLINE_SZX,
   ManifestKey,
   Outcome,
   PATH_CHECK,
@@ -106,7 +107,26 @@ async function check(datagram: Datagram, method: string, ctx: ResourceContext): 
   }
 
   if (format === FORMAT_JSON) return contentReply(FORMAT_JSON, Buffer.from(JSON.stringify(manifestJson(offer))));
-  return contentReply(FORMAT_CBOR, cbor.encode(manifestMap(offer)));
+  const manifest = manifestMap(offer);
+  if (offer && request.inlineSzx !== undefined && offer.size <= inlineLimitBytes(request.inlineSzx)) {
+    manifest.set(ManifestKey.payload, await inlinePayload(offer, ctx));
+    log.debug({ offered: offer.version, size: offer.size }, 'payload inlined in the check answer');
+  }
+  return contentReply(FORMAT_CBOR, cbor.encode(manifest));
+}
+
+/** Bytes a device with this inline SZX takes in the check answer, capped at MAX_INLINE_SZX. */
+export function inlineLimitBytes(inlineSzx: number): number {
+  return 16 << Math.min(inlineSzx, MAX_INLINE_SZX);
+}
+
+/** Reads a payload that fits in its first storage chunk (inline payloads are at most 512 bytes). */
+async function inlinePayload(offer: ReleaseRecord, ctx: ResourceContext): Promise<Buffer> {
+  const chunk = ctx.store.cachedChunk(offer.sha256, 0) ?? (await ctx.store.readChunkByDigest(offer.sha256, 0));
+  if (!chunk || chunk.length < offer.size) {
+    throw new Error(`first chunk of ${offer.version} holds ${chunk?.length ?? 0} bytes, expected at least ${offer.size}; the store is inconsistent`);
+  }
+  return Buffer.from(chunk.subarray(0, offer.size));
 }
 
 function manifestMap(offer: ReleaseRecord | undefined): Map<number, unknown> {

@@ -18,6 +18,11 @@ export const CheckKey = {
   deviceId: 0,
   version: 1,
   channel: 2,
+  /**
+   * SZX (RFC 7959 section 2.2) of the largest payload the device takes inline in the
+   * answer, 0..6. Absent means DEFAULT_INLINE_SZX.
+   */
+  inlineSzx: 3,
 } as const;
 
 /** Keys of the manifest map that a check returns when an update is offered. */
@@ -34,6 +39,11 @@ export const ManifestKey = {
   encoding: 5,
   /** Largest block size in bytes the server suggests (16..1024). */
   blockSize: 6,
+  /**
+   * The whole payload as sent, present only when it fits the device's inline size,
+   * so the device needs no Block2 request.
+   */
+  payload: 7,
 } as const;
 
 /** Keys of the report map (device to server). */
@@ -83,3 +93,12 @@ export const DOWNLOAD_ID_HEX_CHARS = 12;
 export const ETAG_BYTES = 8;
 /** Max-Age of image blocks in seconds: the content under a digest never changes. */
 export const IMAGE_MAX_AGE_S = 365 * 24 * 3600;
+
+/** Inline size of a device whose check has no inlineSzx key: SZX 4, 256 bytes. */
+export const DEFAULT_INLINE_SZX = 4;
+/**
+ * Largest inline size the server uses whatever the device requests: SZX 5, 512 bytes. With
+ * a manifest of at most about 200 bytes, the answer stays under the 1152-byte message
+ * size that RFC 7252 section 4.6 assumes.
+ */
+export const MAX_INLINE_SZX = 5;

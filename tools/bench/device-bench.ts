@@ -4,9 +4,10 @@
 //
 // The device here is a small TypeScript stand-in that drives the simulator with the AT
 // commands and CoAP PDUs the firmware sends (firmware/ota.py and coap_client.py): a
-// 4-byte token, POST /c with Content-Format 60 and {0: id, 1: version}, GET /d/<id>
-// with Block2 at the firmware's default 512-byte blocks and an empty Size2 on block 0,
-// and POST /r for the installed and confirmed reports.
+// 4-byte token, POST /c with Content-Format 60 and {0: id, 1: version, 3: inline SZX 5},
+// no download when the answer carries the payload (manifest key 7), else GET /d/<id>
+// with Block2 at the firmware's default 512-byte blocks, 4 in flight, and an empty Size2
+// on block 0, and POST /r for the installed and confirmed reports.
 // NOTE: the device heap high-water mark needs the firmware on MicroPython (tools/harness);
 // this file does not measure it.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,11 +15,12 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Encoder } from 'cbor-x';
+import { Decoder, Encoder } from 'cbor-x';
 import pino from 'pino';
 import { encodeMessage, MessageType, OptionNumber, decodeUint, encodeUint, parseDatagram, type CoapOption, type Datagram } from '../../src/coap/datagram.ts';
 import { startServer } from '../../src/daemon/server.ts';
 import { packBundle } from '../../src/protocol/bundle.ts';
+import { CheckKey, ManifestKey } from '../../src/protocol/constants.ts';
 import { downloadId, sha256 } from '../../src/protocol/manifest.ts';
 import type { ReleaseRecord } from '../../src/storage/store.ts';
 import { Sim7020Simulator } from '../sim7020/index.ts';
@@ -32,6 +34,8 @@ const DEVICE_ID = 'pico-001';
 const FROM_VERSION = '1.0.0';
 /** Block size the firmware requests by default (firmware/config.py, block_size 512): SZX 5. */
 const FIRMWARE_SZX = 5;
+/** Block2 requests in flight by default (firmware/config.py, block_window 4). */
+const FIRMWARE_WINDOW = 4;
 const TOKEN_BYTES = 4;
 const REPLY_TIMEOUT_MS = 5000;
 const OUTCOME_INSTALLED = 0;
@@ -39,6 +43,7 @@ const OUTCOME_CONFIRMED = 1;
 /** NB-IoT round-trip times the radio-connected estimate is given for. */
 const ROUND_TRIP_S = [1, 5];
 
+const cborDecoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 const cbor = new Encoder({ useRecords: false, useTag259ForMaps: false } as ConstructorParameters<typeof Encoder>[0]);
 
 interface Traffic {
@@ -47,10 +52,22 @@ interface Traffic {
   roundTrips: number;
 }
 
-/** A device that speaks AT to the simulator and CoAP through it, one exchange at a time. */
+interface PendingRequest {
+  code: string;
+  options: CoapOption[];
+  payload?: Buffer;
+}
+
+/**
+ * A device that speaks AT to the simulator and CoAP through it. A flight of requests
+ * goes out back to back and costs one round trip on air, as the firmware's pipelined
+ * Block2 requests do.
+ */
 class AtDevice {
   private readonly sim: Sim7020Simulator;
-  private received = '';
+  private partial = '';
+  private lines: string[] = [];
+  private readonly datagrams: Datagram[] = [];
   private mid = 0x1000;
   private token = 0x0a0b0c00;
   roundTrips = 0;
@@ -58,50 +75,81 @@ class AtDevice {
   constructor(sim: Sim7020Simulator) {
     this.sim = sim;
     sim.onTransmit((data) => {
-      this.received += Buffer.from(data).toString('latin1');
+      this.partial += Buffer.from(data).toString('latin1');
+      const complete = this.partial.split('\r\n');
+      this.partial = complete.pop() ?? '';
+      for (const line of complete) this.takeLine(line);
     });
   }
 
-  private async command(line: string, done: RegExp): Promise<string> {
-    this.received = '';
+  private takeLine(line: string): void {
+    const urc = /^\+CCOAPNMI: 1,\d+,"?([0-9a-fA-F]+)"?$/.exec(line);
+    if (!urc) {
+      if (line !== '') this.lines.push(line);
+      return;
+    }
+    const parsed = parseDatagram(Buffer.from(urc[1]!, 'hex'));
+    if (!parsed.ok) throw new Error(`the daemon sent a malformed response: ${parsed.reason}`);
+    this.datagrams.push(parsed.datagram);
+  }
+
+  /** Sends one AT command and returns its lines up to the final OK. */
+  private async command(line: string): Promise<string[]> {
+    this.lines = [];
     this.sim.receiveFromPico(new Uint8Array(Buffer.from(`${line}\r`, 'latin1')));
     const deadline = Date.now() + REPLY_TIMEOUT_MS;
     for (;;) {
-      const match = done.exec(this.received);
-      if (match) return match[0];
-      if (/\r\nERROR\r\n/.test(this.received)) throw new Error(`the modem returned ERROR for ${line.slice(0, 60)}`);
-      if (Date.now() > deadline) throw new Error(`no ${done} within ${REPLY_TIMEOUT_MS} ms after ${line.slice(0, 60)}; got ${JSON.stringify(this.received)}`);
+      if (this.lines.includes('OK')) return this.lines;
+      if (this.lines.some((reply) => reply.includes('ERROR'))) throw new Error(`the modem returned ERROR for ${line.slice(0, 60)}`);
+      if (Date.now() > deadline) throw new Error(`no OK within ${REPLY_TIMEOUT_MS} ms after ${line.slice(0, 60)}; got ${JSON.stringify(this.lines)}`);
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
   }
 
   async open(port: number): Promise<void> {
-    await this.command('ATE0', /OK\r\n/);
-    await this.command(`AT+CCOAPNEW="127.0.0.1",${port},1`, /\+CCOAPNEW: 1\r\n[\s\S]*OK\r\n/);
+    await this.command('ATE0');
+    const lines = await this.command(`AT+CCOAPNEW="127.0.0.1",${port},1`);
+    if (!lines.includes('+CCOAPNEW: 1')) throw new Error(`AT+CCOAPNEW returned ${JSON.stringify(lines)}, expected context 1`);
   }
 
-  /** Sends one CON request and waits for its piggybacked response: one round trip on air. */
-  async request(code: string, options: CoapOption[], payload: Buffer = Buffer.alloc(0)): Promise<Datagram> {
-    this.mid = (this.mid + 1) & 0xffff;
-    this.token += 1;
-    const token = Buffer.alloc(TOKEN_BYTES);
-    token.writeUInt32BE(this.token >>> 0);
-    const pdu = encodeMessage(MessageType.con, code, this.mid, token, options, payload);
-    const urc = await this.command(`AT+CCOAPSEND=1,${pdu.length},"${pdu.toString('hex')}"`, /\+CCOAPNMI: 1,\d+,"?([0-9a-f]+)"?\r\n/);
-    const hex = /\+CCOAPNMI: 1,\d+,"?([0-9a-f]+)"?/.exec(urc)![1]!;
-    const parsed = parseDatagram(Buffer.from(hex, 'hex'));
-    if (!parsed.ok) throw new Error(`the daemon sent a malformed response: ${parsed.reason}`);
-    if (parsed.datagram.mid !== this.mid) throw new Error(`response has mid ${parsed.datagram.mid}, expected ${this.mid}`);
+  /** Sends the requests as CONs back to back and waits for every piggybacked response: one round trip. */
+  async flight(requests: PendingRequest[]): Promise<Datagram[]> {
+    const mids: number[] = [];
+    for (const request of requests) {
+      this.mid = (this.mid + 1) & 0xffff;
+      this.token += 1;
+      const token = Buffer.alloc(TOKEN_BYTES);
+      token.writeUInt32BE(this.token >>> 0);
+      const pdu = encodeMessage(MessageType.con, request.code, this.mid, token, request.options, request.payload ?? Buffer.alloc(0));
+      mids.push(this.mid);
+      await this.command(`AT+CCOAPSEND=1,${pdu.length},"${pdu.toString('hex')}"`);
+    }
+    const deadline = Date.now() + REPLY_TIMEOUT_MS;
+    const answers = new Map<number, Datagram>();
+    while (answers.size < mids.length) {
+      for (const datagram of this.datagrams.splice(0)) {
+        if (!mids.includes(datagram.mid)) throw new Error(`response has mid ${datagram.mid}, expected one of ${mids.join(', ')}`);
+        answers.set(datagram.mid, datagram);
+      }
+      if (Date.now() > deadline) throw new Error(`${mids.length - answers.size} of ${mids.length} responses missing after ${REPLY_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
     this.roundTrips += 1;
-    return parsed.datagram;
+    return mids.map((mid) => answers.get(mid)!);
+  }
+
+  async request(code: string, options: CoapOption[], payload: Buffer = Buffer.alloc(0)): Promise<Datagram> {
+    const [answer] = await this.flight([{ code, options, payload }]);
+    return answer!;
   }
 }
 
 const pathOptions = (...segments: string[]): CoapOption[] => segments.map((segment) => ({ number: OptionNumber.uriPath, value: Buffer.from(segment) }));
 const cborFormat: CoapOption = { number: OptionNumber.contentFormat, value: encodeUint(60) };
 
+/** The firmware's check: with 512-byte blocks it asks for payloads up to SZX 5 (512 bytes) inline. */
 function checkBody(version: string): Buffer {
-  return cbor.encode(new Map<number, unknown>([[0, DEVICE_ID], [1, version]]));
+  return cbor.encode(new Map<number, unknown>([[CheckKey.deviceId, DEVICE_ID], [CheckKey.version, version], [CheckKey.inlineSzx, FIRMWARE_SZX]]));
 }
 
 function reportBody(running: string, outcome: number, target: string): Buffer {
@@ -109,7 +157,7 @@ function reportBody(running: string, outcome: number, target: string): Buffer {
 }
 
 /** Runs the device against a fresh daemon that holds one release, and returns what the simulator counted. */
-async function measureUpdate(target: { version: string; files: Array<{ name: string; data: Buffer }> }): Promise<{
+async function measureUpdate(target: { version: string; files: Array<{ name: string; data: Buffer }> }, window: number): Promise<{
   check: Traffic;
   /** Check with an offer and the download: the steps the original design's update has. */
   update: Traffic;
@@ -156,16 +204,26 @@ async function measureUpdate(target: { version: string; files: Array<{ name: str
 
     const offer = await device.request('0.02', [...pathOptions('c'), cborFormat], checkBody(FROM_VERSION));
     if (offer.code !== '2.05' || offer.payload.length < 8) throw new Error(`check from ${FROM_VERSION} got ${offer.code} with no manifest`);
-    let received = 0;
-    for (let num = 0; ; num++) {
-      const block = { number: OptionNumber.block2, value: encodeUint((num << 4) | FIRMWARE_SZX) };
-      const options = [...pathOptions('d', record.downloadId), block];
-      if (num === 0) options.push({ number: OptionNumber.size2, value: Buffer.alloc(0) });
-      const answer = await device.request('0.01', options);
-      if (answer.code !== '2.05') throw new Error(`block ${num} of ${target.version} got ${answer.code}`);
-      received += answer.payload.length;
-      const block2 = answer.options.find((option) => option.number === OptionNumber.block2);
-      if (!block2 || (decodeUint(block2.value) & 0x8) === 0) break;
+    const manifest = cborDecoder.decode(offer.payload) as Map<number, unknown>;
+    const inline = manifest.get(ManifestKey.payload);
+    let received = inline instanceof Uint8Array ? inline.length : 0;
+    if (!(inline instanceof Uint8Array)) {
+      // Flights of `window` consecutive blocks need as many round trips as the firmware's
+      // sliding window on a lossless link: ceil(blocks / window).
+      const blocks = Math.ceil(payload.length / (16 << FIRMWARE_SZX));
+      for (let first = 0; first < blocks; first += window) {
+        const flight: PendingRequest[] = [];
+        for (let num = first; num < Math.min(first + window, blocks); num++) {
+          const block = { number: OptionNumber.block2, value: encodeUint((num << 4) | FIRMWARE_SZX) };
+          const options = [...pathOptions('d', record.downloadId), block];
+          if (num === 0) options.push({ number: OptionNumber.size2, value: Buffer.alloc(0) });
+          flight.push({ code: '0.01', options });
+        }
+        for (const [index, answer] of (await device.flight(flight)).entries()) {
+          if (answer.code !== '2.05') throw new Error(`block ${first + index} of ${target.version} got ${answer.code}`);
+          received += answer.payload.length;
+        }
+      }
     }
     if (received !== payload.length) throw new Error(`downloaded ${received} bytes of ${target.version}, expected ${payload.length}`);
     const update = counted();
@@ -196,7 +254,7 @@ export async function deviceFigures(emit: (figure: Figure) => void): Promise<voi
   ];
   let first = true;
   for (const target of targets) {
-    const measured = await measureUpdate(target);
+    const measured = await measureUpdate(target, FIRMWARE_WINDOW);
     if (first) {
       // The check without an update is the same exchange for every target version.
       const original = originalCheckCost(DEVICE_ID, target.version, null);
@@ -216,6 +274,12 @@ export async function deviceFigures(emit: (figure: Figure) => void): Promise<voi
       const ours = measured.update.roundTrips * roundTripS;
       const theirs = original.roundTrips * roundTripS;
       emit({ name: `${name}.radio_s.rtt_${roundTripS}s`, value: ours, unit: 's', peer: 'original', peerValue: theirs, ratio: ours / theirs });
+    }
+    if (target.label === '64KiB') {
+      // The same firmware with block_window 1: stop-and-wait Block2, RFC 7252's NSTART = 1.
+      const stopAndWait = await measureUpdate(target, 1);
+      const rounds = stopAndWait.update.roundTrips;
+      emit({ name: `${name}.round_trips.window_1`, value: rounds, unit: 'round trips', peer: `window ${FIRMWARE_WINDOW}`, peerValue: measured.update.roundTrips, ratio: rounds / measured.update.roundTrips });
     }
   }
 }
