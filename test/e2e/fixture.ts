@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Level } from 'level';
 import pino from 'pino';
 import { sign } from 'node:crypto';
+import { onTestFailed } from 'vitest';
 import { startServer, type RunningServer } from '../../src/daemon/server.ts';
 import { Encoding } from '../../src/protocol/constants.ts';
 import { signedMessage } from '../../src/protocol/manifest.ts';
@@ -334,9 +335,31 @@ export async function startDevice(
     await pico.stop();
     await modem.close();
   });
+  showSerialOnFailure(pico);
   tap.bootOf = () => pico.currentBoot;
   await pico.boot();
   return { pico, modem, tap };
+}
+
+/** Serial lines shown for a failed test, counted from the end: enough for a traceback and the steps before it. */
+const FAILURE_SERIAL_LINES = 120;
+
+/**
+ * Prints the device's last serial lines when the running test fails, so a run that
+ * ended in the REPL or timed out shows the traceback or the step it stopped at.
+ */
+export function showSerialOnFailure(pico: SimulatedPico): void {
+  try {
+    onTestFailed(() => {
+      const lines = serialText(pico).split('\n');
+      const omitted = Math.max(0, lines.length - FAILURE_SERIAL_LINES);
+      const head = `device serial, boot ${pico.currentBoot}, ${pico.resets} resets` + (omitted ? `, first ${omitted} lines omitted` : '');
+      console.error(`${head}:\n${lines.slice(omitted).join('\n')}`);
+    });
+  } catch {
+    // vitest allows the hook only inside a test. A device started in beforeAll shows
+    // its serial output with E2E_SERIAL=1 instead.
+  }
 }
 
 /** Serial lines of the device, all boots, as one text for failure messages. */
