@@ -376,7 +376,10 @@ class Updater:
                         self._start_block(client, slot, options, block_index, next_request, szx, tries, window)
                         next_request += 1
 
-                slot, result = client.poll(request_slots)
+                try:
+                    slot, result = client.poll(request_slots)
+                except CoapError as err:  # the transport failed, not one exchange
+                    raise UpdateError(proto.OUTCOME_DOWNLOAD_FAILED, "receiving block %d: %s" % (next_write, err))
                 num = slot.tag
                 if isinstance(result, CoapError):
                     self._start_block(client, slot, options, block_index, num, szx, tries, window, result)
