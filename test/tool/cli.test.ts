@@ -101,7 +101,7 @@ describe('device add', () => {
   it('rejects a bad server and APN', async () => {
     const key = await newKey('badserver.key');
     const badServer = await runTool(['device', 'add', 'pico-004', '--server', 'coap://x', '--apn', 'nb.iot', '--public-key', `${key}.pub`, '--out', temp.dir]);
-    expect(badServer.code).toBe(1);
+    expect(badServer.code).toBe(2);
     expect(badServer.stderr).toMatch(/--server "coap:\/\/x" must be HOST or HOST:PORT/);
     const badApn = await runTool(['device', 'add', 'pico-004', '--server', 'x', '--apn', 'nb "iot"', '--public-key', `${key}.pub`, '--out', temp.dir]);
     expect(badApn.code).toBe(2);

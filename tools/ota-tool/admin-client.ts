@@ -66,9 +66,13 @@ export class AdminClient {
   readonly server: string;
   private readonly token: string | undefined;
 
-  constructor(args: AdminArgs, io: CliIo) {
+  /** Command line of the running command that works with a token, shown when the server rejects the token. */
+  private readonly tokenExample: string;
+
+  constructor(args: AdminArgs, io: CliIo, example: string) {
     this.server = normalizeServer(args.server);
     this.token = resolveToken(args, io);
+    this.tokenExample = example.includes('--token') ? example : `${example} --token-file /var/lib/ota-server/admin-token`;
   }
 
   /** Sends one request and resolves with the parsed JSON body of a 2xx response. */
@@ -124,14 +128,14 @@ export class AdminClient {
     if (status === 401) {
       return new AdminRequestError(
         `${method} ${url} needs the admin token (401 ${server.code}); pass --token, --token-file or set OTA_ADMIN_TOKEN`,
-        'OTA_ADMIN_TOKEN=$(cat /var/lib/ota-server/admin-token) ota-tool revoke 2.0.0',
+        this.tokenExample,
         server,
       );
     }
     if (status === 403) {
       return new AdminRequestError(
         `the server rejected the admin token (403 ${server.code}); use the token the server was started with, or the one in <data-dir>/admin-token`,
-        'ota-tool revoke 2.0.0 --token-file /var/lib/ota-server/admin-token',
+        this.tokenExample,
         server,
       );
     }

@@ -4,7 +4,7 @@ import { verify } from 'node:crypto';
 import { Decoder, Encoder } from 'cbor-x';
 import { CheckKey, DEFAULT_CHANNEL, Encoding, FORMAT_CBOR, ManifestKey } from '../../src/protocol/constants.ts';
 import { encodingName, signedMessage } from '../../src/protocol/manifest.ts';
-import { CoapClient, codeOf, encodeUint, findOption, formatCode, OptionNumber, parseCoapUri } from './coap-client.ts';
+import { CoapClient, codeOf, commandTiming, encodeUint, findOption, formatCode, OptionNumber, parseCoapUri } from './coap-client.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
 import { loadPublicKey } from './keys.ts';
 
@@ -14,6 +14,8 @@ export interface CheckArgs extends CommonArgs {
   current: string;
   channel?: string;
   publicKey?: string;
+  /** Seconds to wait for the response, retransmissions included. */
+  timeout?: number;
 }
 
 /** The manifest of an offered update, with binary fields as hex. */
@@ -79,13 +81,15 @@ export function decodeCheckAnswer(payload: Buffer, serverUri: string): ManifestJ
   };
 }
 
+const CHECK_EXAMPLE = 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub';
+
 /** Returns scheme, host and port of the --server URI, the base that download paths join. */
 function serverBase(server: string): { base: string; host: string; port: number } {
   let target;
   try {
     target = parseCoapUri(server);
   } catch (error) {
-    throw new CliError(`--server ${(error as Error).message}`, 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0');
+    throw new CliError(`--server ${(error as Error).message}`, 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0', 'USAGE');
   }
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   return { base: `coap://${host}:${target.port}`, host: target.host, port: target.port };
@@ -93,9 +97,9 @@ function serverBase(server: string): { base: string; host: string; port: number 
 
 /** Returns the exit code: 1 when --public-key is given and the signature does not verify. */
 export async function check(args: CheckArgs, io: CliIo): Promise<number> {
-  const publicKey = args.publicKey ? loadPublicKey(args.publicKey) : undefined;
+  const publicKey = args.publicKey ? loadPublicKey(args.publicKey, CHECK_EXAMPLE) : undefined;
   const { base, host, port } = serverBase(args.server);
-  const client = await CoapClient.connect(host, port);
+  const client = await CoapClient.connect(host, port, commandTiming(args.timeout, `${base}/c`, io.stderr));
   let response;
   try {
     response = await client.request(

@@ -31,11 +31,15 @@ export const ACK_TIMEOUT_MS = 2000;
 export const ACK_RANDOM_FACTOR = 1.5;
 export const MAX_RETRANSMIT = 4;
 /**
- * Maximum wait for a separate response after an empty ACK. RFC 7252 leaves this open
- * (section 5.2.2); one MAX_TRANSMIT_WAIT (section 4.8.2) bounds it here.
+ * MAX_TRANSMIT_WAIT (RFC 7252 section 4.8.2): ACK_TIMEOUT * (2 ** (MAX_RETRANSMIT + 1) - 1)
+ * * ACK_RANDOM_FACTOR = 93 s, the longest a confirmable request keeps being retransmitted.
  */
-export const SEPARATE_RESPONSE_WAIT_MS =
-  ACK_TIMEOUT_MS * (2 ** (MAX_RETRANSMIT + 1) - 1) * ACK_RANDOM_FACTOR;
+export const MAX_TRANSMIT_WAIT_MS = ACK_TIMEOUT_MS * (2 ** (MAX_RETRANSMIT + 1) - 1) * ACK_RANDOM_FACTOR;
+/**
+ * Maximum wait for a separate response after an empty ACK. RFC 7252 leaves this open
+ * (section 5.2.2); one MAX_TRANSMIT_WAIT bounds it here.
+ */
+export const SEPARATE_RESPONSE_WAIT_MS = MAX_TRANSMIT_WAIT_MS;
 
 export interface CoapOption {
   number: number;
@@ -204,12 +208,12 @@ export function parseCoapUri(uri: string): CoapTarget {
   try {
     url = new URL(uri);
   } catch {
-    throw new Error(`"${uri}" is not a URI; expected such as coap://127.0.0.1:5683/d/3f2a9c01b7e4`);
+    throw new Error(`"${uri}" is not a URI; write it as coap://HOST[:PORT][/PATH]`);
   }
   if (url.protocol !== 'coap:') {
-    throw new Error(`"${uri}" must use the coap:// scheme (DTLS is not supported), such as coap://127.0.0.1:5683/c`);
+    throw new Error(`"${uri}" must use the coap:// scheme (DTLS is not supported); write it as coap://HOST[:PORT][/PATH]`);
   }
-  if (!url.hostname) throw new Error(`"${uri}" has no host; expected such as coap://127.0.0.1:5683/c`);
+  if (!url.hostname) throw new Error(`"${uri}" has no host; write it as coap://HOST[:PORT][/PATH]`);
   const path = url.pathname
     .split('/')
     .filter((segment) => segment.length > 0)
@@ -233,13 +237,32 @@ export interface ClientTiming {
   ackTimeoutMs: number;
   maxRetransmit: number;
   separateResponseWaitMs: number;
+  /** Time from the first transmission of a request to giving up on it, retransmissions and separate response included. */
+  requestTimeoutMs: number;
+  /** Called before each retransmission with its number (1..maxRetransmit) and the time since the first transmission. */
+  onRetransmit?: (retransmission: number, elapsedMs: number) => void;
 }
 
 export const DEFAULT_TIMING: ClientTiming = {
   ackTimeoutMs: ACK_TIMEOUT_MS,
   maxRetransmit: MAX_RETRANSMIT,
   separateResponseWaitMs: SEPARATE_RESPONSE_WAIT_MS,
+  requestTimeoutMs: MAX_TRANSMIT_WAIT_MS,
 };
+
+/**
+ * Returns the timing of check and download: --timeout in seconds (default
+ * MAX_TRANSMIT_WAIT) and a progress line on stderr before each retransmission, so a
+ * dead server is visible long before the request gives up.
+ */
+export function commandTiming(timeoutS: number | undefined, where: string, writeStderr: (text: string) => void): Partial<ClientTiming> {
+  return {
+    requestTimeoutMs: timeoutS === undefined ? MAX_TRANSMIT_WAIT_MS : timeoutS * 1000,
+    onRetransmit: (retransmission, elapsedMs) => {
+      writeStderr(`no reply from ${where} after ${(elapsedMs / 1000).toFixed(1)} s; retransmission ${retransmission} of ${MAX_RETRANSMIT}\n`);
+    },
+  };
+}
 
 /**
  * One UDP socket bound to one server endpoint, sending confirmable requests one at a
@@ -300,6 +323,8 @@ export class CoapClient {
       let timeoutMs = this.timing.ackTimeoutMs * (1 + Math.random() * (ACK_RANDOM_FACTOR - 1));
       let timer: NodeJS.Timeout | undefined;
       const where = `coap://${this.address}:${this.port}/${target.path.join('/')}`;
+      const started = performance.now();
+      const remainingMs = (): number => Math.max(0, this.timing.requestTimeoutMs - (performance.now() - started));
 
       const finish = (error: Error | null, response?: CoapMessage): void => {
         clearTimeout(timer);
@@ -312,15 +337,17 @@ export class CoapClient {
       const transmit = (): void => {
         this.socket.send(datagram, this.port, this.address);
         timer = setTimeout(() => {
-          if (attempts >= this.timing.maxRetransmit) {
-            finish(new Error(`no reply from ${where} after ${attempts + 1} transmissions; check the host and port`));
+          if (attempts >= this.timing.maxRetransmit || remainingMs() === 0) {
+            const waitedS = ((performance.now() - started) / 1000).toFixed(1);
+            finish(new Error(`no reply from ${where} after ${attempts + 1} transmissions in ${waitedS} s; check the host and port`));
             return;
           }
           attempts += 1;
           this.retransmits += 1;
           timeoutMs *= 2;
+          this.timing.onRetransmit?.(attempts, performance.now() - started);
           transmit();
-        }, timeoutMs);
+        }, Math.min(timeoutMs, remainingMs()));
       };
       const onMessage = (data: Buffer, remote: dgram.RemoteInfo): void => {
         if (remote.port !== this.port) return;
@@ -337,10 +364,8 @@ export class CoapClient {
         if (reply.type === MessageType.ack && reply.mid === mid && reply.code === 0) {
           // Empty ACK (RFC 7252 section 5.2.2): the response follows in its own message.
           clearTimeout(timer);
-          timer = setTimeout(
-            () => finish(new Error(`${where} acknowledged but sent no response within ${this.timing.separateResponseWaitMs} ms`)),
-            this.timing.separateResponseWaitMs,
-          );
+          const waitMs = Math.min(this.timing.separateResponseWaitMs, remainingMs());
+          timer = setTimeout(() => finish(new Error(`${where} acknowledged but sent no response within ${Math.round(waitMs)} ms`)), waitMs);
           return;
         }
         if (reply.code === 0 || !reply.token.equals(token)) return;

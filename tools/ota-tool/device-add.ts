@@ -1,6 +1,7 @@
 // device add command: writes ota_config.json, the configuration file the firmware
 // reads at boot (server, APN, device id, check interval, release public key).
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_CHANNEL } from '../../src/protocol/constants.ts';
 import { DEFAULT_COAP_PORT } from './coap-client.ts';
@@ -36,19 +37,23 @@ const EXAMPLE = 'ota-tool device add pico-001 --server ota.example.net:5683 --ap
 
 /** Splits HOST[:PORT]; an IPv6 address goes in brackets, as in [2001:db8::1]:5683. */
 export function parseServer(server: string): { host: string; port: number } {
+  // An IPv6 address alone has colons, so it reads as HOST:PORT unless it is bracketed.
+  if (isIP(server) === 6) {
+    throw new CliError(`--server "${server}" is an IPv6 address, which goes in brackets: --server [${server}] or --server [${server}]:${DEFAULT_COAP_PORT}`, EXAMPLE, 'USAGE');
+  }
   const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(server);
-  if (!match) {
-    throw new CliError(`--server "${server}" must be HOST or HOST:PORT, such as ota.example.net:5683 or 192.0.2.10`, EXAMPLE);
+  if (!match || (match[1] !== undefined && isIP(match[1]) !== 6)) {
+    throw new CliError(`--server "${server}" must be HOST or HOST:PORT, such as ota.example.net:5683, 192.0.2.10 or [2001:db8::1]:5683`, EXAMPLE, 'USAGE');
   }
   const host = match[1] ?? match[2] ?? '';
   const port = match[3] === undefined ? DEFAULT_COAP_PORT : Number(match[3]);
-  if (port < 1 || port > 65535) throw new CliError(`--server port ${port} must be in 1..65535`, EXAMPLE);
+  if (port < 1 || port > 65535) throw new CliError(`--server port ${port} must be in 1..65535`, EXAMPLE, 'USAGE');
   return { host, port };
 }
 
 export async function deviceAdd(args: DeviceAddArgs, io: CliIo): Promise<void> {
   const { host, port } = parseServer(args.server);
-  const publicKey = rawPublicKey(loadPublicKey(args.publicKey)).toString('hex');
+  const publicKey = rawPublicKey(loadPublicKey(args.publicKey, EXAMPLE)).toString('hex');
   const config: DeviceConfig = {
     device_id: args.id,
     server: host,

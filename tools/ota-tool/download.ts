@@ -3,7 +3,7 @@
 // SHA-256 of what arrived.
 import { createHash } from 'node:crypto';
 import { open, rename } from 'node:fs/promises';
-import { CoapClient, codeOf, decodeBlock, decodeUint, encodeBlock, encodeUint, findOption, formatCode, OptionNumber, parseCoapUri, szxOf, type CoapOption, type CoapTarget } from './coap-client.ts';
+import { CoapClient, codeOf, commandTiming, decodeBlock, decodeUint, encodeBlock, encodeUint, findOption, formatCode, OptionNumber, parseCoapUri, szxOf, type CoapOption, type CoapTarget } from './coap-client.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
 
 /** Largest image download accepts, in bytes; it stops a server that never sets M = 0. */
@@ -15,6 +15,8 @@ export interface DownloadArgs extends CommonArgs {
   blockSize: number;
   sha256?: string;
   size?: number;
+  /** Seconds to wait for the response to one block request, retransmissions included. */
+  timeout?: number;
 }
 
 export interface DownloadResult {
@@ -116,19 +118,32 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
   try {
     target = parseCoapUri(args.uri);
   } catch (error) {
-    throw new CliError((error as Error).message, EXAMPLE);
+    throw new CliError((error as Error).message, EXAMPLE, 'USAGE');
   }
   const szx = szxOf(args.blockSize);
   // NOTE: every run starts again at block 0; an existing FILE.part is overwritten, not resumed.
   const partFile = `${args.out}.part`;
   const started = performance.now();
 
-  const client = await CoapClient.connect(target.host, target.port);
-  const handle = await open(partFile, 'w');
+  // The file is opened before the socket, so a bad --out fails before any packet is sent.
+  let handle;
+  try {
+    handle = await open(partFile, 'w');
+  } catch (error) {
+    throw new CliError(`--out ${args.out}: ${partFile} cannot be written (${(error as Error).message}); pass a file in a folder that exists`, EXAMPLE, 'OUT_UNWRITABLE');
+  }
+  let client;
+  try {
+    client = await CoapClient.connect(target.host, target.port, commandTiming(args.timeout, args.uri, io.stderr));
+  } catch (error) {
+    await handle.close();
+    throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}`, EXAMPLE, 'DOWNLOAD_FAILED');
+  }
   let transfer;
   try {
+    const file = handle;
     transfer = await fetchBlocks(client, target, szx, async (data) => {
-      await handle.write(data);
+      await file.write(data);
     });
   } catch (error) {
     if (error instanceof CliError) throw error;
@@ -165,12 +180,15 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
   } else {
     result.file = partFile;
   }
+  // A failed check leads the text, so a reader of the first line never takes the bytes for good.
+  const headline =
+    problems.length === 0 ? `downloaded ${args.uri} to ${result.file}` : `verification FAILED for ${args.uri}: ${problems.join('; ')}; the bytes are in ${partFile}`;
   printResult(
     io,
     args,
     result,
     [
-      `downloaded ${args.uri} to ${result.file}`,
+      headline,
       `size:    ${result.size} bytes in ${result.blocks} blocks of ${result.blockSize} (${verdict(result.sizeMatches)})`,
       `sha256:  ${result.sha256} (${verdict(result.sha256Matches)})`,
       `etag:    ${result.etag ?? '(none)'}`,

@@ -1,5 +1,6 @@
 // events command: lists recorded device events (checks, reports), newest first.
 import { AdminClient, type AdminArgs } from './admin-client.ts';
+import { EXAMPLES } from './options.ts';
 import { formatTable, printResult, type CliIo, type CommonArgs } from './io.ts';
 
 export interface EventsArgs extends CommonArgs, AdminArgs {
@@ -13,7 +14,7 @@ function cellText(value: unknown): string {
 }
 
 export async function events(args: EventsArgs, io: CliIo): Promise<void> {
-  const admin = new AdminClient(args, io);
+  const admin = new AdminClient(args, io, EXAMPLES.events ?? 'ota-tool --help');
   const query = new URLSearchParams({ limit: String(args.limit) });
   if (args.device) query.set('device', args.device);
   const body = await admin.request<{ events: Record<string, unknown>[] }>('GET', `/api/events?${query}`);

@@ -30,8 +30,8 @@ export function loadPrivateKey(file: string): KeyObject {
   return key;
 }
 
-export function loadPublicKey(file: string): KeyObject {
-  const example = 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub';
+/** Reads an SPKI PEM Ed25519 public key; example is the command line that errors show. */
+export function loadPublicKey(file: string, example: string): KeyObject {
   const pem = readKeyFile(file, '--public-key', example);
   // createPublicKey() also derives a public key from a private PEM; a private key
   // here means the wrong file is about to be copied around.

@@ -59,10 +59,20 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
     'Pack, sign and upload a release (files as PATH or NAME=PATH)',
     (y) =>
       y
-        .positional('files', { type: 'string', array: true, describe: 'Files for the device, PATH or NAME=PATH' })
+        .positional('files', { type: 'string', array: true, describe: 'Files for the device: PATH, or NAME=PATH when no file is named like the whole argument' })
         .options(
           pick(
-            { version: 'version', channel: 'channel', notes: 'notes', key: 'key', rollout: 'rollout', encoding: 'encoding', 'name-as': 'nameAs', ...ADMIN_FLAGS },
+            {
+              version: 'version',
+              channel: 'channel',
+              notes: 'notes',
+              key: 'key',
+              rollout: 'rollout',
+              encoding: 'encoding',
+              'name-as': 'nameAs',
+              'allow-empty': 'allowEmpty',
+              ...ADMIN_FLAGS,
+            },
             ['version', 'key'],
           ),
         )
@@ -89,7 +99,7 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
     (y) =>
       y
         .positional('version', { type: 'string', describe: 'Release version' })
-        .positional('percent', { type: 'number', describe: 'Percentage of devices, 0..100' })
+        .positional('percent', { type: 'string', describe: 'Percentage of devices, 0..100' })
         .options(pick(ADMIN_FLAGS))
         .example(EXAMPLES.rollout ?? '', ''),
     handle<RolloutArgs>(rollout),
@@ -99,7 +109,9 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
     "Send a device's update check over CoAP and print the response",
     (y) =>
       y
-        .options(pick({ server: 'coapServer', device: 'device', current: 'current', channel: 'checkChannel', 'public-key': 'publicKey' }, ['server', 'device', 'current']))
+        .options(
+          pick({ server: 'coapServer', device: 'device', current: 'current', channel: 'checkChannel', 'public-key': 'publicKey', timeout: 'timeout' }, ['server', 'device', 'current']),
+        )
         .example(EXAMPLES.check ?? '', ''),
     handle<CheckArgs>(check),
   );
@@ -109,7 +121,7 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
     (y) =>
       y
         .positional('uri', { type: 'string', describe: 'coap:// URI of the image' })
-        .options(pick({ out: 'outFile', 'block-size': 'blockSize', sha256: 'sha256', size: 'size' }, ['out']))
+        .options(pick({ out: 'outFile', 'block-size': 'blockSize', sha256: 'sha256', size: 'size', timeout: 'timeout' }, ['out']))
         .example(EXAMPLES.download ?? '', ''),
     handle<DownloadArgs>(download),
   );

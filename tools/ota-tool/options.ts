@@ -3,7 +3,8 @@
 import type { Options } from 'yargs';
 import { CHANNEL_PATTERN, DEVICE_ID_PATTERN } from '../../src/protocol/constants.ts';
 import { DEFAULT_ADMIN_SERVER } from './admin-client.ts';
-import { szxOf } from './coap-client.ts';
+import { parseCoapUri, szxOf } from './coap-client.ts';
+import { parseServer } from './device-add.ts';
 import { CliError, versionProblem } from './io.ts';
 
 export const OPTIONS = {
@@ -13,30 +14,57 @@ export const OPTIONS = {
   version: { type: 'string', describe: 'Release version, semantic version such as 1.2.0', requiresArg: true },
   channel: { type: 'string', default: 'stable', describe: 'Release channel: lower-case letters, digits, "-"', requiresArg: true },
   notes: { type: 'string', default: '', describe: 'Release notes for people' },
-  rollout: { type: 'number', default: 100, describe: 'Percentage of devices (0..100) offered the release', requiresArg: true },
+  rollout: { type: 'string', default: '100', describe: 'Percentage of devices (0..100) offered the release', requiresArg: true },
+  allowEmpty: { type: 'boolean', default: false, describe: 'Publish files of 0 bytes, which are rejected otherwise' },
   encoding: { choices: ['auto', 'raw', 'deflate'], default: 'auto', describe: 'Payload encoding; auto deflates when that makes it smaller' },
   nameAs: { type: 'string', describe: 'Name of the single file inside the bundle, such as app.py', requiresArg: true },
   adminServer: { type: 'string', default: DEFAULT_ADMIN_SERVER, describe: 'Admin API base URL of ota-server', requiresArg: true },
   token: { type: 'string', describe: 'Admin token (default: $OTA_ADMIN_TOKEN)', requiresArg: true },
   tokenFile: { type: 'string', describe: 'File containing the admin token, such as <data-dir>/admin-token', requiresArg: true },
   device: { type: 'string', describe: 'Device id: letters, digits, ".", "_", "-", at most 64', requiresArg: true },
-  limit: { type: 'number', default: 50, describe: 'Maximum number of events, 1..1000', requiresArg: true },
+  limit: { type: 'string', default: '50', describe: 'Maximum number of events, 1..1000', requiresArg: true },
   coapServer: { type: 'string', describe: 'CoAP server URI, such as coap://127.0.0.1:5683', requiresArg: true },
+  timeout: {
+    type: 'string',
+   
+    describe: 'Seconds to wait for the response to one request, retransmissions included (default 93, RFC 7252 MAX_TRANSMIT_WAIT)',
+    requiresArg: true,
+  },
   current: { type: 'string', describe: 'Version the device runs', requiresArg: true },
   checkChannel: { type: 'string', describe: 'Channel the device follows (default: stable, sent only when given)', requiresArg: true },
   publicKey: { type: 'string', describe: 'Ed25519 public key file (SPKI PEM), such as release.key.pub', requiresArg: true },
   outFile: { type: 'string', describe: 'File to write', requiresArg: true },
   outDir: { type: 'string', describe: 'Folder to write into', requiresArg: true },
-  blockSize: { type: 'number', default: 1024, describe: 'Block size in bytes: 16, 32, 64, 128, 256, 512 or 1024', requiresArg: true },
+  blockSize: { type: 'string', default: '1024', describe: 'Block size in bytes: 16, 32, 64, 128, 256, 512 or 1024', requiresArg: true },
   sha256: { type: 'string', describe: 'Expected SHA-256 of the download, 64 hex characters', requiresArg: true },
-  size: { type: 'number', describe: 'Expected size of the download in bytes', requiresArg: true },
+  size: { type: 'string', describe: 'Expected size of the download in bytes', requiresArg: true },
   deviceServer: { type: 'string', describe: 'Server the device contacts: HOST or HOST:PORT (default port 5683)', requiresArg: true },
   apn: { type: 'string', describe: 'Access point name of the SIM card', requiresArg: true },
   configChannel: { type: 'string', default: 'stable', describe: 'Channel the device follows', requiresArg: true },
-  checkInterval: { type: 'number', default: 3600, describe: 'Seconds between update checks, 60..2592000', requiresArg: true },
+  checkInterval: { type: 'string', default: '3600', describe: 'Seconds between update checks, 60..2592000', requiresArg: true },
 } as const satisfies Record<string, Options>;
 
 export type OptionId = keyof typeof OPTIONS;
+
+/**
+ * Flags whose values are whole numbers. They are declared as strings because yargs'
+ * number type takes "0x10" and "1e3" and turns "abc" into NaN. validateArgs checks
+ * the text and stores the number under the flag and its camelCase alias.
+ */
+const DECIMAL_FLAGS = ['rollout', 'percent', 'limit', 'timeout', 'block-size', 'size', 'check-interval'];
+
+function convertDecimals(command: string, argv: Record<string, unknown>): void {
+  for (const flag of DECIMAL_FLAGS) {
+    const value = argv[flag];
+    if (value === undefined || typeof value === 'number') continue;
+    const text = String(value);
+    const name = flag === 'percent' ? '<percent>' : `--${flag}`;
+    if (!/^[0-9]{1,15}$/.test(text)) fail(command, `${name} must be a decimal integer, got "${text}"`);
+    const camel = flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+    argv[flag] = Number(text);
+    argv[camel] = Number(text);
+  }
+}
 
 /** Picks options from the table: keys are the flag names, values the table ids. */
 export function pick(flags: Record<string, OptionId>, required: string[] = []): Record<string, Options> {
@@ -87,6 +115,17 @@ function checkPercent(command: string, flag: string, value: unknown): void {
   }
 }
 
+/** Checks a coap:// URI. A value without a scheme, such as 127.0.0.1:5683, gets an example with coap:// put in front. */
+function checkCoapUri(command: string, flag: string, value: string): void {
+  try {
+    parseCoapUri(value);
+  } catch (error) {
+    const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
+    const example = hasScheme ? EXAMPLES[command] : EXAMPLES[command]?.replace(/coap:\/\/\S+/, `coap://${value}`);
+    throw new CliError(`${flag} ${(error as Error).message}`, example, 'USAGE');
+  }
+}
+
 function checkVersion(command: string, flag: string, value: unknown): void {
   const problem = versionProblem(String(value));
   if (problem) fail(command, `${flag} ${problem}, such as 1.2.0 or 2.0.0-rc.1`);
@@ -110,6 +149,13 @@ function checkChannel(command: string, value: unknown): void {
  */
 export function validateArgs(argv: Record<string, unknown> & { _: (string | number)[] }): true {
   const command = commandName(argv._);
+
+  // yargs collects an option given twice into an array; only the files of publish are a list.
+  for (const [name, value] of Object.entries(argv)) {
+    if (name === '_' || name === 'files' || /[A-Z]/.test(name) || !Array.isArray(value)) continue;
+    fail(command, `--${name} was given ${value.length} times (${value.map((item) => `"${String(item)}"`).join(', ')}); give it once`);
+  }
+  convertDecimals(command, argv);
 
   if (argv.token !== undefined && argv['token-file'] !== undefined) {
     fail(command, '--token and --token-file both set the admin token; pass only one');
@@ -140,11 +186,13 @@ export function validateArgs(argv: Record<string, unknown> & { _: (string | numb
       break;
     }
     case 'check':
+      checkCoapUri(command, '--server', String(argv.server));
       checkDeviceId(command, '--device', argv.device);
       checkVersion(command, '--current', argv.current);
       checkChannel(command, argv.channel);
       break;
     case 'download': {
+      checkCoapUri(command, '<uri>', String(argv.uri));
       try {
         szxOf(argv['block-size'] as number);
       } catch (error) {
@@ -161,6 +209,11 @@ export function validateArgs(argv: Record<string, unknown> & { _: (string | numb
     }
     case 'device add': {
       checkDeviceId(command, '<id>', argv.id);
+      try {
+        parseServer(String(argv.server));
+      } catch (error) {
+        fail(command, (error as Error).message);
+      }
       checkChannel(command, argv.channel);
       const apn = String(argv.apn);
       if (!APN_PATTERN.test(apn) || apn.length > MAX_APN_BYTES) {

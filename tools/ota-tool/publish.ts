@@ -1,13 +1,14 @@
 // publish command: packs files into a bundle, encodes it, signs it with the release
 // key and uploads the release to the admin API.
 import { sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { packBundle, type BundleFile } from '../../src/protocol/bundle.ts';
+import { bundleNameProblem, packBundle, type BundleFile } from '../../src/protocol/bundle.ts';
 import { Encoding, type EncodingName } from '../../src/protocol/constants.ts';
 import { sha256, signedMessage } from '../../src/protocol/manifest.ts';
 import { AdminClient, AdminRequestError, type AdminArgs } from './admin-client.ts';
+import { EXAMPLES } from './options.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
 import { loadPrivateKey } from './keys.ts';
 import { formatRelease, type Release } from './releases.ts';
@@ -27,6 +28,7 @@ export interface PublishArgs extends CommonArgs, AdminArgs {
   rollout: number;
   encoding: 'auto' | EncodingName;
   nameAs?: string;
+  allowEmpty: boolean;
 }
 
 export interface EncodedPayload {
@@ -34,17 +36,38 @@ export interface EncodedPayload {
   payload: Buffer;
 }
 
-/** Reads the files; "name=path" sets the name in the bundle, otherwise it is the base name. */
-export function readBundleFiles(specs: string[], nameAs?: string): BundleFile[] {
+const FILES_EXAMPLE = 'ota-tool publish main.py lib/sensor.py=src/sensor.py --version 1.1.0 --key release.key';
+
+/**
+ * Splits a file argument into its bundle name and path. An argument that names an
+ * existing file is a path, "=" included. Otherwise it is NAME=PATH, split at the first
+ * "=", when the part before it is a valid bundle name. Anything else is a path.
+ */
+export function splitFileSpec(spec: string): { name: string | undefined; path: string } {
+  const split = spec.indexOf('=');
+  if (split <= 0 || existsSync(spec)) return { name: undefined, path: spec };
+  const name = spec.slice(0, split);
+  if (bundleNameProblem(name) !== null) return { name: undefined, path: spec };
+  return { name, path: spec.slice(split + 1) };
+}
+
+/** Reads the files; a NAME=PATH argument sets the name in the bundle, otherwise it is the base name. */
+export function readBundleFiles(specs: string[], nameAs?: string, allowEmpty = false): BundleFile[] {
   return specs.map((spec) => {
-    const split = spec.indexOf('=');
-    const name = nameAs ?? (split > 0 ? spec.slice(0, split) : basename(spec));
-    const path = !nameAs && split > 0 ? spec.slice(split + 1) : spec;
+    const { name: givenName, path } = nameAs === undefined ? splitFileSpec(spec) : { name: nameAs, path: spec };
+    const name = givenName ?? basename(path);
     let data: Buffer;
     try {
       data = readFileSync(path);
     } catch (error) {
-      throw new CliError(`file ${path} cannot be read: ${(error as Error).message}`, 'ota-tool publish main.py lib/sensor.py=src/sensor.py --version 1.1.0 --key release.key');
+      throw new CliError(`file ${path} cannot be read: ${(error as Error).message}`, FILES_EXAMPLE);
+    }
+    if (data.length === 0 && !allowEmpty) {
+      throw new CliError(`file ${path} is empty, so the device would install a ${name} of 0 bytes; pass --allow-empty if that is intended`, FILES_EXAMPLE, 'EMPTY_FILE');
+    }
+    const problem = bundleNameProblem(name);
+    if (problem !== null) {
+      throw new CliError(`${problem}; give the file a bundle name as NAME=PATH or with --name-as`, `ota-tool publish app.py=${path} --version 1.1.0 --key release.key`, 'USAGE');
     }
     return { name, data };
   });
@@ -59,12 +82,12 @@ export function encodeBundle(bundle: Buffer, choice: 'auto' | EncodingName): Enc
 }
 
 export async function publish(args: PublishArgs, io: CliIo): Promise<void> {
-  const admin = new AdminClient(args, io);
+  const admin = new AdminClient(args, io, EXAMPLES.publish ?? 'ota-tool --help');
   const key = loadPrivateKey(args.key);
 
   let bundle: Buffer;
   try {
-    bundle = packBundle(readBundleFiles(args.files, args.nameAs));
+    bundle = packBundle(readBundleFiles(args.files, args.nameAs, args.allowEmpty));
   } catch (error) {
     if (error instanceof CliError) throw error;
     throw new CliError(`the files cannot be packed: ${(error as Error).message}`, 'ota-tool publish app.py lib/util.py=build/util.py --version 1.1.0 --key release.key');

@@ -1,5 +1,6 @@
 // releases command: lists the releases the server holds, highest version first.
 import { AdminClient, type AdminArgs } from './admin-client.ts';
+import { EXAMPLES } from './options.ts';
 import { formatTable, printResult, type CliIo, type CommonArgs } from './io.ts';
 
 /** A release as the admin API returns it. */
@@ -39,7 +40,7 @@ export function formatRelease(release: Release): string {
 }
 
 export async function releases(args: CommonArgs & AdminArgs, io: CliIo): Promise<void> {
-  const admin = new AdminClient(args, io);
+  const admin = new AdminClient(args, io, EXAMPLES.releases ?? 'ota-tool --help');
   const body = await admin.request<{ releases: Release[] }>('GET', '/api/releases');
   const text = body.releases.length === 0 ? 'no releases' : formatTable(COLUMNS, body.releases.map(releaseRow));
   printResult(io, args, body, text);

@@ -1,5 +1,6 @@
 // revoke command: withdraws a release, so no device is offered it again.
 import { AdminClient, AdminRequestError, type AdminArgs } from './admin-client.ts';
+import { EXAMPLES } from './options.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
 import { formatRelease, type Release } from './releases.ts';
 
@@ -16,7 +17,7 @@ export function explainMissingRelease(error: unknown, version: string): unknown 
 }
 
 export async function revoke(args: RevokeArgs, io: CliIo): Promise<void> {
-  const admin = new AdminClient(args, io);
+  const admin = new AdminClient(args, io, EXAMPLES.revoke ?? 'ota-tool --help');
   let release: Release;
   try {
     release = await admin.request<Release>('POST', `/api/releases/${encodeURIComponent(args.version)}/revoke`);

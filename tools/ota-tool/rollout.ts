@@ -1,5 +1,6 @@
 // rollout command: sets the share of devices (0..100 %) that is offered a release.
 import { AdminClient, type AdminArgs } from './admin-client.ts';
+import { EXAMPLES } from './options.ts';
 import { printResult, type CliIo, type CommonArgs } from './io.ts';
 import { formatRelease, type Release } from './releases.ts';
 import { explainMissingRelease } from './revoke.ts';
@@ -10,7 +11,7 @@ export interface RolloutArgs extends CommonArgs, AdminArgs {
 }
 
 export async function rollout(args: RolloutArgs, io: CliIo): Promise<void> {
-  const admin = new AdminClient(args, io);
+  const admin = new AdminClient(args, io, EXAMPLES.rollout ?? 'ota-tool --help');
   let release: Release;
   try {
     release = await admin.request<Release>('PATCH', `/api/releases/${encodeURIComponent(args.version)}`, { rollout: args.percent });
