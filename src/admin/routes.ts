@@ -9,6 +9,7 @@ import { StoreError, type DeviceRecord, type EventRecord, type ReleaseRecord, ty
 import { readJsonObject } from './body.ts';
 import { AdminError } from './errors.ts';
 import { checkRollout, rejectUnknownFields, validatePublish } from './publish.ts';
+import { compareVersions, parseSemVer } from '../releases/semver.ts';
 
 export const DEFAULT_EVENT_LIMIT = 100;
 export const MAX_EVENT_LIMIT = 1000;
@@ -200,10 +201,21 @@ export async function listEvents(ctx: RouteContext): Promise<RouteResult> {
   return { status: 200, body: { events } };
 }
 
+/**
+ * Finds a release by its exact version string. A version that differs from a stored one
+ * only in build metadata is not resolved to it, because revoke and rollout must act on
+ * the release the URL names, but the 404 message names the stored version.
+ */
 async function findRelease(store: Store, version: string): Promise<ReleaseRecord> {
   const record = await store.getRelease(version);
-  if (!record) throw new AdminError('RELEASE_NOT_FOUND', `release "${version}" does not exist; GET /api/releases lists the published versions`);
-  return record;
+  if (record) return record;
+
+  const requested = parseSemVer(version);
+  const twin = requested && (await store.listReleases()).find((release) => compareVersions(release.version, version) === 0);
+  if (twin) {
+    throw new AdminError('RELEASE_NOT_FOUND', `release "${version}" does not exist, but "${twin.version}" has the same precedence; use "${twin.version}" in the URL`);
+  }
+  throw new AdminError('RELEASE_NOT_FOUND', `release "${version}" does not exist; GET /api/releases lists the published versions`);
 }
 
 function isStoreError(err: unknown, code: string): boolean {

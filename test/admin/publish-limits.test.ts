@@ -30,3 +30,22 @@ describe('publish payload limits', () => {
     }
   });
 });
+
+describe('release lookup', () => {
+  test('build metadata lookup names twin', async () => {
+    admin = await startAdmin();
+    expect((await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0') })).status).toBe(201);
+    const response = await call(admin.baseUrl, 'GET', '/api/releases/1.0.0+meta');
+    expect(response.status).toBe(404);
+    expect(response.body.error.code).toBe('RELEASE_NOT_FOUND');
+    expect(response.body.error.message).toContain('"1.0.0" has the same precedence');
+  });
+
+  test('rollout 1e1 is the number 10', async () => {
+    admin = await startAdmin();
+    expect((await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0') })).status).toBe(201);
+    const response = await call(admin.baseUrl, 'PATCH', '/api/releases/1.0.0', { rawBody: '{"rollout":1e1}' });
+    expect(response.status).toBe(200);
+    expect(response.body.rollout).toBe(10);
+  });
+});
