@@ -87,8 +87,9 @@ test('window 4 needs a quarter of the round trips', async () => {
     expect(Buffer.from(device.pico.readFile('app_slots/b/asset.bin') ?? []).equals(asset)).toBe(true);
   }
   expect(stopAndWait).toBe(blocks);
-  // A quarter, plus slack for responses that the UART delivered late.
-  expect(pipelined).toBeLessThanOrEqual(Math.ceil(blocks / 4) + 3);
+  // About a quarter: ceil(65 / 4) = 17 on an idle machine, a few more when a loaded
+  // machine delays the UART and the interpreter past one round trip.
+  expect(pipelined! / stopAndWait!).toBeLessThan(0.35);
 }, 150_000);
 
 test('window 4 completes over 20 % loss', async () => {
