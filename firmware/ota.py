@@ -278,6 +278,8 @@ class Updater:
         _log.error("update of %s failed (%s): %s" % (target, _OUTCOME_WORDS.get(err.outcome, err.outcome), err.detail))
         if err.outcome in (proto.OUTCOME_VERIFY_FAILED, proto.OUTCOME_INSTALL_FAILED):
             _remove_staging()
+            # NOTE: a SHA-256 mismatch rejects the version at once, although a bit error on
+            # the unchecked UART hex could cause one; a bounded re-download is not built yet.
             if offer:
                 state = slots.rejecting(state, offer["version"])
                 slots.save(state)
