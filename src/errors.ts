@@ -45,6 +45,18 @@ export const ERROR_CATALOGUE = {
     coapCode: CoapCode.badRequest,
     message: (field, expected, actual) => `${field} must be ${expected}, got ${actual}`,
   },
+  KEY_DUPLICATE: {
+    coapCode: CoapCode.badRequest,
+    message: (key) => `key ${key} appears more than once in the CBOR map; send each key once`,
+  },
+  QUERY_DUPLICATE: {
+    coapCode: CoapCode.badRequest,
+    message: (name) => `query parameter "${name}" is given more than once; give it once`,
+  },
+  QUERY_INVALID: {
+    coapCode: CoapCode.badRequest,
+    message: (reason, example) => `${reason}; example: ${example}`,
+  },
   QUERY_MISSING: {
     coapCode: CoapCode.badRequest,
     message: (name, example) => `query parameter "${name}" is missing; example: ${example}`,

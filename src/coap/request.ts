@@ -33,6 +33,19 @@ const SUPPORTED_CRITICAL = new Set<number>([
 ]);
 /** Critical options that may appear at most once (RFC 7252 section 5.4.5). */
 const SINGLE_CRITICAL = [OptionNumber.uriHost, OptionNumber.uriPort, OptionNumber.accept, OptionNumber.block2];
+/**
+ * Value lengths in bytes of the supported critical options (RFC 7252 section 5.10,
+ * RFC 7959 section 2.1). A critical option of another length is treated like an
+ * unrecognized one and gets 4.02 (RFC 7252 section 5.4.3).
+ */
+const CRITICAL_LENGTHS = new Map<number, { name: string; min: number; max: number }>([
+  [OptionNumber.uriHost, { name: 'Uri-Host', min: 1, max: 255 }],
+  [OptionNumber.uriPort, { name: 'Uri-Port', min: 0, max: 2 }],
+  [OptionNumber.uriPath, { name: 'Uri-Path', min: 0, max: 255 }],
+  [OptionNumber.uriQuery, { name: 'Uri-Query', min: 0, max: 255 }],
+  [OptionNumber.accept, { name: 'Accept', min: 0, max: 2 }],
+  [OptionNumber.block2, { name: 'Block2', min: 0, max: 3 }],
+]);
 
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 
@@ -45,27 +58,30 @@ export function checkOptions(datagram: Datagram): void {
     if (option.number % 2 === 1 && !SUPPORTED_CRITICAL.has(option.number)) {
       throw new CoapError('OPTION_UNKNOWN_CRITICAL', String(option.number));
     }
+    const lengths = CRITICAL_LENGTHS.get(option.number);
+    if (lengths && (option.value.length < lengths.min || option.value.length > lengths.max)) {
+      throw new CoapError('OPTION_INVALID', lengths.name, `${lengths.min}..${lengths.max} bytes`, `${option.value.length} bytes`);
+    }
   }
   for (const number of SINGLE_CRITICAL) {
     const count = countOption(datagram, number);
     if (count > 1) throw new CoapError('OPTION_INVALID', `number ${number}`, 'present at most once', `${count} times`);
   }
-  const accept = firstOption(datagram, OptionNumber.accept);
-  if (accept && accept.length > 2) throw new CoapError('OPTION_INVALID', 'Accept', '0..2 bytes', `${accept.length} bytes`);
 }
 
 export function uriPath(datagram: Datagram): string[] {
   return optionValues(datagram, OptionNumber.uriPath).map((value) => value.toString('utf8'));
 }
 
-/** Returns the Uri-Query parameters as name/value pairs; a later duplicate wins. */
+/** Returns the Uri-Query parameters as name/value pairs; a name given twice is rejected, as two d= leave the device id open. */
 export function uriQuery(datagram: Datagram): Map<string, string> {
   const query = new Map<string, string>();
   for (const value of optionValues(datagram, OptionNumber.uriQuery)) {
     const text = value.toString('utf8');
     const equals = text.indexOf('=');
-    if (equals < 0) query.set(text, '');
-    else query.set(text.slice(0, equals), text.slice(equals + 1));
+    const name = equals < 0 ? text : text.slice(0, equals);
+    if (query.has(name)) throw new CoapError('QUERY_DUPLICATE', name);
+    query.set(name, equals < 0 ? '' : text.slice(equals + 1));
   }
   return query;
 }
@@ -93,7 +109,54 @@ export function requireCborBody(datagram: Datagram): Map<unknown, unknown> {
     throw new CoapError('PAYLOAD_NOT_CBOR', (err as Error).message);
   }
   if (!(item instanceof Map)) throw new CoapError('PAYLOAD_NOT_MAP', describe(item));
+  const duplicate = duplicateMapKey(datagram.payload, item.size);
+  if (duplicate !== undefined) throw new CoapError('KEY_DUPLICATE', typeof duplicate === 'string' ? quote(duplicate) : String(duplicate));
   return item;
+}
+
+/**
+ * Finds a key that appears twice in the CBOR map at the start of payload. cbor-x keeps
+ * the last value of a repeated key, so the decoded Map has fewer entries than the map
+ * header declares. The entries are then decoded as a sequence to name the key.
+ * Indefinite-length maps (RFC 8949 section 3.2.2) are always decoded that way.
+ */
+function duplicateMapKey(payload: Buffer, decodedSize: number): unknown {
+  const header = payload[0]!;
+  const info = header & 0x1f;
+  let declared: number | undefined;
+  let start: number;
+  let end = payload.length;
+  if (info < 24) {
+    declared = info;
+    start = 1;
+  } else if (info === 24) {
+    declared = payload[1]!;
+    start = 2;
+  } else if (info === 25) {
+    declared = payload.readUInt16BE(1);
+    start = 3;
+  } else if (info === 31) {
+    start = 1;
+    end = payload.length - 1;
+  } else {
+    // NOTE: maps with 2**16 entries or more are not checked; no request map is that large.
+    return undefined;
+  }
+  if (declared !== undefined && declared === decodedSize) return undefined;
+
+  let items: unknown[];
+  try {
+    items = cbor.decodeMultiple(payload.subarray(start, end)) as unknown[];
+  } catch {
+    return undefined;
+  }
+  const seen: unknown[] = [];
+  for (let index = 0; index < items.length; index += 2) {
+    const key = items[index];
+    if (seen.includes(key)) return key;
+    seen.push(key);
+  }
+  return undefined;
 }
 
 export interface CheckRequest {

@@ -22,7 +22,7 @@ import { selectOffer } from '../releases/select.ts';
 import type { DeviceRecord, ReleaseRecord, Store } from '../storage/store.ts';
 import { bufferBlockReply, imageBlockReply, imageIdentity, lastBlockNum, parseBlock2 } from './blocks.ts';
 import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
-import { linkFormat } from './link-format.ts';
+import { linkFormat, type LinkFilter } from './link-format.ts';
 import type { Reply } from './reply.ts';
 import { checkOptions, negotiateFormat, parseCheckBody, parseCheckQuery, parseReportBody, requireCborBody, uriPath, uriQuery } from './request.ts';
 
@@ -251,13 +251,24 @@ async function downloadEvents(pending: Promise<Reply>, release: ReleaseRecord, n
 
 function wellKnownCore(datagram: Datagram, ctx: ResourceContext): Reply {
   negotiateFormat(datagram, [FORMAT_LINK]);
-  const body = Buffer.from(linkFormat(ctx.store.releasesSnapshot()), 'utf8');
+  const body = Buffer.from(linkFormat(ctx.store.releasesSnapshot(), linkFilter(datagram)), 'utf8');
   const options = [{ number: OptionNumber.contentFormat, value: encodeUint(FORMAT_LINK) }];
   const block = parseBlock2(datagram);
   if (optionValues(datagram, OptionNumber.block2).length === 0 && body.length <= block.blockSize) {
     return { code: CoapCode.content, options, payload: body };
   }
   return bufferBlockReply(body, block, options);
+}
+
+/** Reads the one query filter of RFC 6690 section 4.1, such as rt=ota.image or href=/d*, if there is one. */
+function linkFilter(datagram: Datagram): LinkFilter | undefined {
+  const query = uriQuery(datagram);
+  if (query.size === 0) return undefined;
+  const example = '/.well-known/core?rt=ota.image';
+  if (query.size > 1) throw new CoapError('QUERY_INVALID', `the query has ${query.size} parameters, but one filter is supported`, example);
+  const [name, value] = [...query][0]!;
+  if (name === '' || value === '') throw new CoapError('QUERY_INVALID', `the filter "${name}=${value}" needs an attribute name and a value`, example);
+  return { name, value };
 }
 
 function contentReply(format: number, payload: Buffer): Reply {

@@ -84,10 +84,24 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
     }
     const datagram = parsed.datagram;
     if (debug) logger.debug({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid, code: datagram.code, bytes: msg.length }, 'datagram received');
+    if (datagram.type === MessageType.rst || (datagram.type === MessageType.ack && datagram.code !== '0.00' && datagram.code.startsWith('0.'))) {
+      // A Reset is never answered, and a Reset with a code or an ACK carrying a request
+      // is a message format error, which RFC 7252 section 4.2 rejects by silent ignoring.
+      // node-coap 1.5.0 is not given a Reset: with no cached response it took one for a request.
+      if (datagram.code === '0.00') {
+        if (debug) logger.debug({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid }, 'Reset ignored');
+      } else {
+        logger.warn({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid, type: datagram.type, code: datagram.code }, 'message format error ignored');
+      }
+      return;
+    }
     if (datagram.code === '0.00') {
-      // An Empty CON is a ping and gets a Reset (RFC 7252 section 4.3); ACK and RST go to node-coap.
+      // An Empty CON is a ping and gets a Reset (RFC 7252 section 4.3). An Empty ACK goes to
+      // node-coap, which matches it to its own Confirmable response. An Empty NON is not
+      // a valid message (section 4.3) and is ignored.
       if (datagram.type === MessageType.con) send(resetFor(datagram.mid), rsinfo);
-      else inner(msg, rsinfo);
+      else if (datagram.type === MessageType.ack) inner(msg, rsinfo);
+      else if (debug) logger.debug({ address: rsinfo.address, port: rsinfo.port, mid: datagram.mid }, 'Empty NON ignored');
       return;
     }
     if (!datagram.code.startsWith('0.')) return;
@@ -212,7 +226,8 @@ function isBlockRequest(datagram: Datagram): boolean {
 /** Turns a handler's failure into the error reply, logging it at the level its code calls for. */
 function rejectionReply(err: unknown, log: pino.Logger): Reply {
   if (err instanceof CoapError) {
-    const level = err.coapCode.startsWith('5.') ? 'error' : 'warn';
+    // Only INTERNAL is the daemon's own fault; 5.05 for a proxy request is the client's.
+    const level = err.code === 'INTERNAL' ? 'error' : 'warn';
     log[level]({ code: err.code, coapCode: err.coapCode, reason: err.message }, 'request rejected');
     return errorReply(err);
   }

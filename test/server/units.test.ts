@@ -181,7 +181,7 @@ describe('command line', () => {
   });
 
   it('port out of range', async () => {
-    expect(await usageError(['--coap-port', '70000'])).toContain('--coap-port must be an integer 0..65535');
+    expect(await usageError(['--coap-port', '70000'])).toContain('--coap-port must be a decimal integer 0..65535');
   });
 
   it('port not a number', async () => {
