@@ -21,6 +21,8 @@ const APP_2_0_0 = fileURLToPath(new URL('../../firmware/apps/2.0.0/app.py', impo
  * garbage (over 200 KB) is counted before the first collection, so the board's own
  * budget check cannot apply. The test asserts the figures itself.
  */
+/** The firmware's default block_window: block requests in flight at once. */
+const BLOCK_WINDOW = 4;
 const STEP_MODE_HEAP_BUDGET_BYTES = 64 * 1024 * 1024;
 
 interface HeapFigures {
@@ -118,7 +120,11 @@ gc.collect()
     const liveAfterDownloadBytes = printedValue(pico.serialLines(), 'after');
     const sorted = [...stepHighWaters].sort((a, b) => a - b);
     const blockHighWaterBytes = sorted[sorted.length - 1] ?? 0;
-    const blockMedianBytes = sorted[Math.floor(sorted.length / 2)] ?? 0;
+    // The typical step is taken while the request window is full: in the last
+    // BLOCK_WINDOW steps fewer requests are in flight, and for a 4 KiB release those
+    // steps are half of all steps.
+    const steady = stepHighWaters.slice(0, Math.max(1, stepHighWaters.length - BLOCK_WINDOW)).sort((a, b) => a - b);
+    const blockMedianBytes = steady[Math.floor(steady.length / 2)] ?? 0;
 
     pico.resetHeapHighWater();
     await pico.exec('state = updater.install(state, offer)\nprint("active", state["active"])');
@@ -159,8 +165,13 @@ const ONE_EXCHANGE_BYTES = 4096;
 
 test('block heap independent of image size', () => {
   expect(large.blockMedianBytes).toBeLessThanOrEqual(small.blockMedianBytes + ROUNDING_TOLERANCE_BYTES);
-  expect(large.liveAfterDownloadBytes).toBeLessThanOrEqual(small.liveAfterDownloadBytes + ROUNDING_TOLERANCE_BYTES);
-  expect(large.blockHighWaterBytes).toBeLessThanOrEqual(small.blockHighWaterBytes + ONE_EXCHANGE_BYTES);
+  // When a download ends, the modem driver's receive queue may still hold a late
+  // duplicate of a block that was retransmitted while BLOCK_WINDOW requests were in
+  // flight: at most one exchange, whatever the image size.
+  expect(large.liveAfterDownloadBytes).toBeLessThanOrEqual(small.liveAfterDownloadBytes + ONE_EXCHANGE_BYTES);
+  // With BLOCK_WINDOW requests in flight, one step can receive up to that many
+  // responses; a 4 KiB release (9 blocks) has few such steps, a 64 KiB one many.
+  expect(large.blockHighWaterBytes).toBeLessThanOrEqual(small.blockHighWaterBytes + BLOCK_WINDOW * ONE_EXCHANGE_BYTES);
 });
 
 test('heap fits a Pico budget', () => {

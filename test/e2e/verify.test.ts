@@ -60,12 +60,14 @@ test.each(faults)('$name is rejected', async (fault) => {
   const key = await makeSigningKey();
   const daemon = await startDaemon();
   await fault.publish(daemon, key);
-  const { pico, tap } = await startDevice(factoryImage(await deviceConfig(daemon, key)));
+  // 128-byte blocks keep the 254-byte 2.0.0 out of the check answer, so the faults
+  // are found on the Block2 path; test/e2e/inline.test.ts covers inlined payloads.
+  const { pico, tap } = await startDevice(factoryImage(await deviceConfig(daemon, key, { block_size: 128 })));
 
   const record = await waitForDevice(daemon, reported('1.0.0', 'verifyFailed', '2.0.0'), { timeoutMs: 20_000 }).catch((err: Error) => {
     throw new Error(`${err.message}\nserial:\n${serialText(pico)}`);
   });
-  const sos = await pico.runUntil(() => findSos(pico) !== undefined, { timeoutMs: 15_000 });
+  const sos = await pico.runUntil(() => findSos(pico) !== undefined, { timeoutMs: 30_000 });
 
   expect(record.lastReport?.detail).toMatch(fault.downloads ? /SHA-256/ : /signature/);
   expect(sos.reason).toBe('matched');
@@ -76,7 +78,7 @@ test.each(faults)('$name is rejected', async (fault) => {
   expect(pico.resets).toBe(0);
   // The old app keeps running and the next check-in does not fetch 2.0.0 again.
   const blocksBefore = tap.sent.length;
-  const next = await pico.runUntil({ serialMatch: /offer ignored, version rejected earlier/ }, { timeoutMs: 15_000 });
+  const next = await pico.runUntil({ serialMatch: /offer ignored, version rejected earlier/ }, { timeoutMs: 30_000 });
   expect(next.reason).toBe('matched');
   expect(tap.sent.slice(blocksBefore).filter((request) => request.block !== undefined)).toEqual([]);
   expect(pico.state).toBe('running');
