@@ -331,11 +331,12 @@ export async function startDevice(
     ...(echo ? { onSerial: (line: string, boot: number) => console.log(`[pico boot ${boot}] ${line}`) } : {}),
     ...options.pico,
   });
+  const report = showSerialOnFailure(pico);
   onCleanup(async () => {
+    report.boardState = pico.state;
     await pico.stop();
     await modem.close();
   });
-  showSerialOnFailure(pico);
   tap.bootOf = () => pico.currentBoot;
   await pico.boot();
   return { pico, modem, tap };
@@ -344,22 +345,34 @@ export async function startDevice(
 /** Serial lines shown for a failed test, counted from the end: enough for a traceback and the steps before it. */
 const FAILURE_SERIAL_LINES = 120;
 
+/** What a failed test prints about a device; boardState is taken before the cleanup stops the board. */
+export interface FailureReport {
+  boardState?: string;
+}
+
 /**
- * Prints the device's last serial lines when the running test fails, so a run that
- * ended in the REPL or timed out shows the traceback or the step it stopped at.
+ * Prints the device's last serial lines, its state and its resets when the running
+ * test fails, so a run that ended in the REPL or timed out shows the traceback or
+ * the step it stopped at.
  */
-export function showSerialOnFailure(pico: SimulatedPico): void {
+export function showSerialOnFailure(pico: SimulatedPico): FailureReport {
+  const report: FailureReport = {};
   try {
     onTestFailed(() => {
       const lines = serialText(pico).split('\n');
       const omitted = Math.max(0, lines.length - FAILURE_SERIAL_LINES);
-      const head = `device serial, boot ${pico.currentBoot}, ${pico.resets} resets` + (omitted ? `, first ${omitted} lines omitted` : '');
+      const resets = pico.resetLog.map((reset) => `${reset.cause} in boot ${reset.boot} at ${Math.round(reset.atMs)} ms`).join(', ');
+      const head =
+        `device serial, state ${report.boardState ?? pico.state}, boot ${pico.currentBoot}, ` +
+        `resets [${resets}], ${pico.powerCuts} power cuts` +
+        (omitted ? `, first ${omitted} lines omitted` : '');
       console.error(`${head}:\n${lines.slice(omitted).join('\n')}`);
     });
   } catch {
     // vitest allows the hook only inside a test. A device started in beforeAll shows
     // its serial output with E2E_SERIAL=1 instead.
   }
+  return report;
 }
 
 /** Serial lines of the device, all boots, as one text for failure messages. */
