@@ -151,11 +151,6 @@ test('heap figures of 4 KiB and 64 KiB updates', async () => {
 }, 120_000);
 
 /**
- * Heap objects are allocated in 16-byte GC blocks, and a Block2 NUM of 16 or more takes
- * one more option byte, so the same step may round up by a block or two.
- */
-const ROUNDING_TOLERANCE_BYTES = 64;
-/**
  * A block step allocates about 4 KB that is garbage by its end: the +CCOAPNMI line read
  * in one or more chunks, the decoded datagram and the payload. One step in a hundred
  * more may read its line in more chunks or see one more datagram, so the worst step is
@@ -163,8 +158,13 @@ const ROUNDING_TOLERANCE_BYTES = 64;
  */
 const ONE_EXCHANGE_BYTES = 4096;
 
+/** One more 512-byte block response waiting in the modem driver's queue at a step. */
+const ONE_QUEUED_RESPONSE_BYTES = 1024;
+
 test('block heap independent of image size', () => {
-  expect(large.blockMedianBytes).toBeLessThanOrEqual(small.blockMedianBytes + ROUNDING_TOLERANCE_BYTES);
+  // Which responses have arrived when a step samples the heap depends on timing, so the
+  // typical step may differ by one queued response.
+  expect(large.blockMedianBytes).toBeLessThanOrEqual(small.blockMedianBytes + ONE_QUEUED_RESPONSE_BYTES);
   // When a download ends, the modem driver's receive queue may still hold a late
   // duplicate of a block that was retransmitted while BLOCK_WINDOW requests were in
   // flight: at most one exchange, whatever the image size.

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeMachine, figureLine, renderBenchmarksDoc, type Figure } from './report.ts';
 import { deviceFigures } from './device-bench.ts';
+import { deviceHeapFigures } from './device-heap.ts';
 import { serverFigures } from './server-bench.ts';
 
 interface Options {
@@ -61,7 +62,11 @@ if (options.only !== 'device') {
     emit,
   );
 }
-if (options.only !== 'server') await deviceFigures(emit);
+if (options.only !== 'server') {
+  await deviceFigures(emit);
+  // The heap run takes about 40 s of MicroPython, so the quick mode leaves it out.
+  if (!options.quick) await deviceHeapFigures(emit);
+}
 
 if (options.writeDoc) {
   const notes = readFileSync(fileURLToPath(new URL('./notes.md', import.meta.url)), 'utf8');
