@@ -113,16 +113,19 @@ class Launcher:
 
     def run(self):
         state = self.boot()
+        updater = None
+        if self.config:
+            # Imported before the watchdog starts, because compiling ota.py and its
+            # modules from source cannot feed it. An import that outlasts watchdog_ms
+            # would otherwise reset the board before every first check-in.
+            import ota
+            updater = ota.Updater(self.config, self.led, self.idle)
         watchdog_ms = self.config["watchdog_ms"] if self.config else DEFAULT_WATCHDOG_MS
         self.watchdog_ms = watchdog_ms
         if watchdog_ms:
             # NOTE: ed25519.verify runs without feeding the watchdog; if a board needs
             # longer than watchdog_ms for it (bringup.py measures it), set watchdog_ms 0.
             self.wdt = machine.WDT(timeout=watchdog_ms)
-        updater = None
-        if self.config:
-            import ota
-            updater = ota.Updater(self.config, self.led, self.idle)
         next_check = time.ticks_ms()
         while True:
             if self.wdt:
