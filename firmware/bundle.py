@@ -58,12 +58,14 @@ def _read_exact(stream, buf, count):
         got += n
 
 
-def _copy(stream, out, buf, size):
+def _copy(stream, out, buf, size, idle):
     """Copy size bytes; a whole-buffer chunk is passed as buf itself, so the
     loop allocates no memoryview slice per chunk."""
     view = memoryview(buf)
     left = size
     while left:
+        if idle:
+            idle()
         count = min(left, len(buf))
         got = stream.readinto(buf if count == len(buf) else view[:count])
         if not got:
@@ -85,11 +87,12 @@ def _make_parents(folder, name):
             pass  # the folder exists already
 
 
-def unpack(stream, folder, deflated=False, buf=None):
+def unpack(stream, folder, deflated=False, buf=None, idle=None):
     """Unpack the bundle read from stream into folder; return the list of names.
 
     With deflated=True the stream is a zlib stream and is inflated while read.
-    buf is an optional reusable bytearray of at least 64 bytes. Raises ValueError
+    buf is an optional reusable bytearray of at least 64 bytes. idle() runs before
+    every chunk, so the caller can feed the watchdog on a slow flash. Raises ValueError
     on a malformed bundle; files already written stay (the caller clears the slot).
     """
     if deflated:
@@ -118,7 +121,7 @@ def unpack(stream, folder, deflated=False, buf=None):
         size = struct.unpack_from(">I", buf, name_length)[0]
         _make_parents(folder, name)
         with open(folder + "/" + name, "wb") as out:
-            _copy(stream, out, buf, size)
+            _copy(stream, out, buf, size, idle)
         names.append(name)
     if stream.read(1):
         raise ValueError("bundle has bytes after the end marker")

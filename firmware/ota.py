@@ -524,7 +524,8 @@ class Updater:
         try:
             slots.clear(target)
             with open(STAGING_PATH, "rb") as staging:
-                names = bundle.unpack(staging, slots.slot_dir(target), offer["encoding"] == proto.ENCODING_DEFLATE, self._buf)
+                names = bundle.unpack(staging, slots.slot_dir(target), offer["encoding"] == proto.ENCODING_DEFLATE, self._buf,
+                                      self.idle)
         except (ValueError, OSError) as err:
             raise UpdateError(proto.OUTCOME_INSTALL_FAILED, "unpacking %s failed: %s" % (offer["version"], err))
         if slots.APP_FILE not in names:

@@ -52,6 +52,22 @@ describe('bundle.unpack', () => {
     });
   }
 
+  test('idle runs once per chunk', () => {
+    // 2000 + 3300 + 33 bytes in 512-byte chunks: 4 + 7 + 1 chunks, so the watchdog is fed
+    // throughout a large file, not once per file.
+    mp.fs.writeFile('/ota_staging.bin', packBundle(FILES));
+    const out = mp.run(`
+calls = [0]
+def count_idle():
+    calls[0] += 1
+slots.clear("b")
+with open("/ota_staging.bin", "rb") as f:
+    bundle.unpack(f, "/app_slots/b", False, bytearray(512), count_idle)
+print("idle", calls[0])
+`).trim();
+    expect(out).toBe('idle 12');
+  });
+
   test('allocation independent of size', () => {
     // With the collector off, mem_alloc grows by every byte allocated, garbage
     // included: a 256 KiB payload must cost no more than a 64 KiB one.
