@@ -61,7 +61,7 @@ const MEANINGS: Array<[string, string]> = [
   ['check.no_update.bytes', 'CoAP bytes, both directions, of one check with no update; peer: HTTP bytes (headers and body) of the original check'],
   ['check.no_update.ip_bytes', 'the same check with UDP and IPv4 headers; peer: IPv4 packets of the original check on its own TCP connection'],
   ['check.no_update.round_trips', 'round trips of the check; the original needs a TCP handshake and close'],
-  ['update.', 'update from 1.0.0: the check with the offer plus every block, in IPv4 bytes for `.bytes` and CoAP bytes for `.coap_bytes`. `.bytes_with_reports` adds the installed and confirmed reports. `.radio_s` is round trips times the round-trip time, without the inactivity timer that both designs pay'],
+  ['update.', 'update from 1.0.0: the check with the offer (carrying the payload when it fits one block) plus every block request, in IPv4 bytes for `.bytes` and CoAP bytes for `.coap_bytes`. `.bytes_with_reports` adds the installed and confirmed reports. `.radio_s` is round trips times the round-trip time, without the inactivity timer that both designs pay'],
 ];
 
 export function meaningOf(name: string): string {
