@@ -145,7 +145,8 @@ async function main(): Promise<void> {
     say('summary');
     say(`  versions     1.0.0 -> ${updates.map((update) => update.version).join(' -> ')}`);
     for (const update of updates) {
-      say(`  ${update.version.padEnd(12)} ${update.size} bytes (${update.encoding}) in ${update.blocks} Block2 requests, confirmed after ${update.seconds.toFixed(1)} s`);
+      const transfer = update.blocks === 0 ? 'inline in the check answer' : `in ${update.blocks} Block2 requests`;
+      say(`  ${update.version.padEnd(12)} ${update.size} bytes (${update.encoding}) ${transfer}, confirmed after ${update.seconds.toFixed(1)} s`);
     }
     say(`  on air       ${stats.uplink.datagrams} datagrams up (${stats.uplink.ipBytes} bytes), ${stats.downlink.datagrams} down (${stats.downlink.ipBytes} bytes), IPv4 + UDP + CoAP`);
     say(`  modem        ${stats.atCommands} AT commands, ${stats.powerOns} power-on`);
