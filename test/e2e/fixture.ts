@@ -297,8 +297,8 @@ export async function deviceConfig(daemon: Daemon, key: SigningKey, overrides: R
 }
 
 /**
- * The factory flash image: the firmware files at the top level, app 1.0.0 in slot a,
- * and the configuration. No /ota_state.json: on its first boot the launcher takes
+ * Builds the factory flash image: the firmware files at the top level, app 1.0.0 in
+ * slot a, and the configuration. No /ota_state.json: on its first boot the launcher takes
  * slot a as the factory version 1.0.0.
  */
 export function factoryImage(configJson: string, factoryApp = join(APPS_DIR, '1.0.0', 'app.py')): Record<string, Uint8Array | string> {

@@ -40,7 +40,7 @@ export const ReplyKind = {
   None: 0,
   /** An integer in Slot.Value. */
   Int: 1,
-  /** Bytes in the data area; Slot.Value holds their count. */
+  /** Bytes in the data area; Slot.Value contains their count. */
   Bytes: 2,
   /** UTF-8 JSON text in the data area. */
   Json: 3,
@@ -176,7 +176,7 @@ export interface CallMessage {
   args: unknown[];
 }
 
-/** How a boot ended on its own, reported by the worker. */
+/** Cause of a boot that ended on its own, as the worker reports it. */
 export type BootEnd = 'returned' | 'exception' | 'soft-reboot';
 
 export type WorkerMessage =
