@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { Figure } from './report.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const FIGURE_LINE = /device heap, (\d+) KiB release: (\{.*\})/g;
+/** The test prints one line per run: `device heap` with the default window, `stop-and-wait heap` with one request in flight. */
+const FIGURE_LINE = /(device|stop-and-wait) heap, (\d+) KiB release: (\{.*\})/g;
 
 interface HeapFigures {
   liveAfterBootBytes: number;
@@ -24,13 +25,17 @@ export async function deviceHeapFigures(emit: (figure: Figure) => void): Promise
     timeout: 300_000,
     maxBuffer: 16 * 1024 * 1024,
   });
-  const found = new Map<number, HeapFigures>();
+  const found = new Map<string, HeapFigures>();
   for (const match of stdout.matchAll(FIGURE_LINE)) {
-    found.set(Number(match[1]), JSON.parse(match[2] ?? '{}') as HeapFigures);
+    found.set(`${match[1]} ${match[2]}`, JSON.parse(match[3] ?? '{}') as HeapFigures);
   }
-  const small = found.get(4);
-  const large = found.get(64);
-  if (!small || !large) throw new Error(`test/e2e/heap.test.ts printed no heap figures for 4 and 64 KiB; its output:\n${stdout}`);
+  const small = found.get('device 4');
+  const large = found.get('device 64');
+  const smallStopAndWait = found.get('stop-and-wait 4');
+  const largeStopAndWait = found.get('stop-and-wait 64');
+  if (!small || !large || !smallStopAndWait || !largeStopAndWait) {
+    throw new Error(`test/e2e/heap.test.ts printed no heap figures for 4 and 64 KiB at both windows; its output:\n${stdout}`);
+  }
 
   emit({ name: 'device.heap.after_boot', value: small.liveAfterBootBytes, unit: 'bytes' });
   for (const [label, figures] of [['4KiB', small], ['64KiB', large]] as const) {
@@ -43,5 +48,13 @@ export async function deviceHeapFigures(emit: (figure: Figure) => void): Promise
     unit: 'ratio',
     peer: '4KiB',
     ratio: Number((large.blockHighWaterBytes / small.blockHighWaterBytes).toFixed(3)),
+  });
+  const stopAndWaitRatio = Number((largeStopAndWait.blockMedianBytes / smallStopAndWait.blockMedianBytes).toFixed(3));
+  emit({
+    name: 'device.heap.block_median.stop_and_wait.64KiB_vs_4KiB',
+    value: stopAndWaitRatio,
+    unit: 'ratio',
+    peer: '4KiB',
+    ratio: stopAndWaitRatio,
   });
 }
