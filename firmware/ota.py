@@ -305,10 +305,11 @@ class Updater:
             pass
 
     def download_blocks(self, client, offer):
-        """Run download() as a generator that yields the staged byte count after each block.
+        """Run download() as a generator that yields the staged byte count after each block response.
 
-        download() consumes it in one loop. The heap test drives it one block per
-        top-level call of the test harness, so garbage is collected between blocks.
+        A block that arrives ahead of a gap is held, and the count repeats. download()
+        consumes it in one loop. The heap test drives it one response per top-level
+        call of the test harness, so garbage is collected between responses.
         A payload that came inline with the manifest is staged in one step.
         """
         size = offer["size"]
@@ -334,7 +335,7 @@ class Updater:
         _log.info("payload of %d bytes came with the manifest, no Block2 request needed" % len(payload))
 
     def _download_window(self, client, offer, digest):
-        """Fetch the missing blocks with up to block_window requests in flight; yield after each write.
+        """Fetch the missing blocks with up to block_window requests in flight; yield after each response.
 
         RFC 7252 section 4.7 limits a client to NSTART = 1 outstanding interaction per
         server by default and lets configuration raise it. This client raises it for
@@ -392,6 +393,7 @@ class Updater:
                     index = num % window
                     hold_buffers[index][:len(payload)] = payload
                     hold_lengths[index] = len(payload)
+                    yield offset
                     continue
                 self._write_block(staging, payload, digest)
                 offset += len(payload)
