@@ -72,6 +72,8 @@ test.each(faults)('$name is rejected', async (fault) => {
   expect(record.lastReport?.detail).toMatch(fault.downloads ? /SHA-256/ : /signature/);
   expect(sos.reason).toBe('matched');
   expect(tap.blockRequests().size > 0).toBe(fault.downloads);
+  // After a SHA-256 mismatch the image is downloaded once more before the version is rejected.
+  expect(tap.blockRequests().get(0) ?? 0).toBe(fault.downloads ? 2 : 0);
   expect(pico.readFile('app_slots/b/app.py')).toBeUndefined();
   expect(pico.readFile('ota_staging.bin')).toBeUndefined();
   expect(JSON.parse(pico.readText('ota_state.json') ?? '{}')).toMatchObject({ active: 'a', trial: false, rejected: ['2.0.0'] });
@@ -82,4 +84,39 @@ test.each(faults)('$name is rejected', async (fault) => {
   expect(next.reason).toBe('matched');
   expect(tap.sent.slice(blocksBefore).filter((request) => request.block !== undefined)).toEqual([]);
   expect(pico.state).toBe('running');
+});
+
+interface LineError {
+  name: string;
+  /** Device configuration: 128-byte blocks keep 2.0.0 out of the check response. */
+  config: Record<string, unknown>;
+  /** The downlink datagram whose last byte (a payload byte) the UART flips. */
+  datagram: number;
+}
+
+const lineErrors: LineError[] = [
+  // Datagram 1 is the check response, so 2 is the first block response.
+  { name: 'block', config: { block_size: 128 }, datagram: 2 },
+  // The inline payload is the last entry of the check response's manifest.
+  { name: 'inline payload', config: {}, datagram: 1 },
+];
+
+test.each(lineErrors)('flipped bit in $name downloads again', async (lineError) => {
+  const key = await makeSigningKey();
+  const daemon = await startDaemon();
+  await publishApp(daemon, key, '2.0.0');
+  const { pico, modem, tap } = await startDevice(factoryImage(await deviceConfig(daemon, key, lineError.config)), {
+    modem: { faults: { corruptDownlink: [lineError.datagram] } },
+  });
+
+  await waitForDevice(daemon, reported('2.0.0', 'confirmed'), { timeoutMs: 30_000 }).catch((err: Error) => {
+    throw new Error(`${err.message}\nserial:\n${serialText(pico)}`);
+  });
+
+  expect(modem.stats().downlinkCorrupted).toBe(1);
+  expect(serialText(pico)).toMatch(/2\.0\.0: SHA-256 of the \d+ downloaded bytes does not match the manifest, fetching it again \(download 2 of 2\)/);
+  // The second download fetches block 0 over Block2: for the first time after an
+  // inline payload, and once more after a Block2 download.
+  expect(tap.blockRequests().get(0)).toBe(lineError.datagram === 1 ? 1 : 2);
+  expect(JSON.parse(pico.readText('ota_state.json') ?? '{}')).toMatchObject({ trial: false, rejected: [] });
 });

@@ -122,6 +122,20 @@ describe('sim7020 datagram faults', () => {
     expect(stats.downlinkDuplicated).toBe(2);
   });
 
+  it('flips a bit in a chosen downlink datagram', async () => {
+    const modem = await connectedModem({ corruptDownlink: [2] });
+    const urcs: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await command(modem.sim, modem.tap, `AT+CCOAPSEND=1,4,"${COAP_GET_HEX}"`);
+      urcs.push(await modem.tap.waitForLine(/^\+CCOAPNMI/));
+    }
+    // 0x34 with bit 0 flipped is 0x35.
+    expect(urcs).toEqual([`+CCOAPNMI: 1,4,${COAP_GET_HEX}`, '+CCOAPNMI: 1,4,40011235', `+CCOAPNMI: 1,4,${COAP_GET_HEX}`]);
+    // Only the copy on the UART changed: the server received three intact requests.
+    expect(modem.server.received.map((datagram) => datagram.toString('hex'))).toEqual(Array(3).fill(COAP_GET_HEX));
+    expect(modem.sim.stats().downlinkCorrupted).toBe(1);
+  });
+
   it('adds latency per direction', async () => {
     const modem = await connectedModem({ uplinkLatencyMs: 300, downlinkLatencyMs: 200 });
     const startMs = performance.now();

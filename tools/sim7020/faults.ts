@@ -36,6 +36,12 @@ export interface Sim7020Faults {
   uplinkLatencyMs?: number;
   /** Added one-way delay in ms for downlink datagrams. */
   downlinkLatencyMs?: number;
+  /**
+   * Downlink datagrams, numbered from 1 as the modem hands them to the UART, whose last
+   * byte gets bit 0 flipped. The UART between modem and Pico has no parity or checksum,
+   * so a line error arrives as a well-formed +CCOAPNMI with one wrong byte.
+   */
+  corruptDownlink?: number[];
   /** The modem resets right after the OK of this many further AT+CCOAPSEND commands (fires once). */
   resetAfterSends?: number;
   /** Seed of the random source (any 32-bit integer). Default 1. */
@@ -81,6 +87,7 @@ export class FaultInjector {
   private remaining: (number | undefined)[] = [];
   private random = new SeededRandom(1);
   private sendsLeftBeforeReset: number | undefined;
+  private downlinkDelivered = 0;
 
   get faults(): Sim7020Faults {
     return this.config;
@@ -91,6 +98,7 @@ export class FaultInjector {
     this.remaining = (config.errors ?? []).map((fault) => fault.count);
     this.random = new SeededRandom(config.seed ?? 1);
     this.sendsLeftBeforeReset = config.resetAfterSends;
+    this.downlinkDelivered = 0;
   }
 
   /** Returns the final result code to reply instead of running the command, or undefined. */
@@ -122,6 +130,12 @@ export class FaultInjector {
 
   downlinkLost(): boolean {
     return this.random.chance(this.config.downlinkLoss);
+  }
+
+  /** Counts one datagram handed to the UART and returns whether corruptDownlink names it. */
+  downlinkCorrupted(): boolean {
+    this.downlinkDelivered += 1;
+    return this.config.corruptDownlink?.includes(this.downlinkDelivered) ?? false;
   }
 
   uplinkCopies(): number {

@@ -715,7 +715,14 @@ export class Sim7020Simulator implements UartPeer {
     addDatagram(context.stats.downlink, payload.length);
     addDatagram(this.counters.downlink, payload.length);
     this.radio.activity(this.options.now());
-    this.sendLine(replies.ccoapnmi(context.id, payload, this.options.quoteNmiHex));
+    let delivered = payload;
+    if (this.injector.downlinkCorrupted() && payload.length > 0) {
+      delivered = Uint8Array.from(payload);
+      delivered[delivered.length - 1]! ^= 0x01;
+      this.counters.downlinkCorrupted += 1;
+      this.log(`fault: last byte of a ${payload.length}-byte downlink datagram flipped on context ${context.id}`);
+    }
+    this.sendLine(replies.ccoapnmi(context.id, delivered, this.options.quoteNmiHex));
   }
 
   // ---- timers ----
@@ -747,6 +754,7 @@ export class Sim7020Simulator implements UartPeer {
       downlinkLost: 0,
       uplinkDuplicated: 0,
       downlinkDuplicated: 0,
+      downlinkCorrupted: 0,
       atCommands: 0,
       resets: 0,
       powerOns: 0,

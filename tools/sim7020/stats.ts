@@ -58,6 +58,8 @@ export interface SimStats {
   downlinkLost: number;
   uplinkDuplicated: number;
   downlinkDuplicated: number;
+  /** Downlink datagrams handed to the UART with one byte changed by the corruption fault. */
+  downlinkCorrupted: number;
   /** Command lines executed, without blank lines and lines received while the modem was not responding. */
   atCommands: number;
   /** Modem resets by the reset fault or resetModem(). PWRKEY and power cuts do not count. */
