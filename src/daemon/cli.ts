@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import yargs from 'yargs';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { DEFAULT_EVENT_RETENTION_DAYS } from './event-retention.ts';
 import { DEFAULT_ADMIN_BIND, DEFAULT_ADMIN_PORT, DEFAULT_COAP_PORT } from './server.ts';
 
 export interface CliOptions {
@@ -17,7 +18,11 @@ export interface CliOptions {
   logLevel: LogLevel;
   adminToken?: string;
   publicKeyPem?: string;
+  eventRetentionDays: number;
 }
+
+/** Maximum event retention: 100 years. A larger value is more likely a typo than a policy. */
+const MAX_EVENT_RETENTION_DAYS = 36_500;
 
 /** Thrown for an invalid option; main.ts prints it and exits with status 2. */
 export class UsageError extends Error {}
@@ -37,6 +42,12 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'lowest pino level written to stdout (env OTA_LOG_LEVEL)' },
       'admin-token': { type: 'string', describe: 'bearer token of the admin API; default: read or create <data-dir>/admin-token, mode 0600 (env OTA_ADMIN_TOKEN)' },
       'public-key': { type: 'string', describe: 'PEM file of the Ed25519 public key; publishes whose signature does not verify are rejected (env OTA_PUBLIC_KEY)' },
+      'event-retention-days': {
+        type: 'string',
+        default: String(DEFAULT_EVENT_RETENTION_DAYS),
+        requiresArg: true,
+        describe: 'days an event (check, download, report, release change) is kept; older ones are deleted at start and hourly; 0 keeps every event (env OTA_EVENT_RETENTION_DAYS)',
+      },
     })
     .check((args) => {
       for (const name of OPTION_NAMES) checkGivenOnce(name, args[name]);
@@ -44,6 +55,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       parsePort('--admin-port', args['admin-port'], '--admin-port 3000');
       if (args.bind !== undefined) checkAddress('--bind', args.bind, '--bind 0.0.0.0 or --bind ::');
       checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
+      parseRetentionDays(args['event-retention-days']);
       if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
       if (args['admin-token'] !== undefined && args['admin-token'].length < 16) {
         throw new UsageError('--admin-token must be at least 16 characters; example: --admin-token "$(openssl rand -hex 32)"');
@@ -66,6 +78,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
     adminBind: args['admin-bind'],
     dataDir: args['data-dir'],
     logLevel: args['log-level'] as LogLevel,
+    eventRetentionDays: parseRetentionDays(args['event-retention-days']),
   };
   if (args.bind !== undefined) options.bind = args.bind;
   if (args['admin-token'] !== undefined) options.adminToken = args['admin-token'];
@@ -74,7 +87,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
 }
 
 /** Options of the table. yargs turns an option given twice into an array of its values. */
-const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key'] as const;
+const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key', 'event-retention-days'] as const;
 
 function checkGivenOnce(name: string, value: unknown): void {
   if (Array.isArray(value)) {
@@ -95,6 +108,17 @@ function parsePort(flag: string, value: unknown, example: string): number {
     throw new UsageError(`${flag} must be a decimal integer 0..65535 (0 picks a free port), got "${text}"; example: ${example}`);
   }
   return port;
+}
+
+function parseRetentionDays(value: unknown): number {
+  const text = String(value);
+  const days = /^[0-9]{1,6}$/.test(text) ? Number(text) : NaN;
+  if (!(days >= 0 && days <= MAX_EVENT_RETENTION_DAYS)) {
+    throw new UsageError(
+      `--event-retention-days must be a whole number of days 0..${MAX_EVENT_RETENTION_DAYS} (0 keeps every event), got "${text}"; example: --event-retention-days 90`,
+    );
+  }
+  return days;
 }
 
 function checkAddress(flag: string, value: string, example: string): void {

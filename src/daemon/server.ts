@@ -8,6 +8,7 @@ import type pino from 'pino';
 import { createAdminServer } from '../admin/server.ts';
 import { startCoapService, type CoapService } from '../coap/server.ts';
 import { Store } from '../storage/store.ts';
+import { DEFAULT_EVENT_RETENTION_DAYS, startEventRetention } from './event-retention.ts';
 import { resolveAdminToken } from './token.ts';
 
 export const DEFAULT_COAP_PORT = 5683;
@@ -30,6 +31,8 @@ export interface ServerOptions {
   adminToken?: string;
   /** Ed25519 public key (PEM) that published releases must verify against. */
   publicKeyPem?: string;
+  /** Days an event is kept; 0 keeps every event. Default DEFAULT_EVENT_RETENTION_DAYS. */
+  eventRetentionDays?: number;
 }
 
 export interface RunningServer {
@@ -80,6 +83,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const adminServer = admin;
   const adminPort = (adminServer.address() as AddressInfo).port;
   logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort }, 'listening');
+  const retention = startEventRetention(store, logger.child({ component: 'storage' }), options.eventRetentionDays ?? DEFAULT_EVENT_RETENTION_DAYS);
 
   let closing: Promise<void> | undefined;
   return {
@@ -89,7 +93,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closing ??= (async () => {
         logger.info('shutting down');
-        await Promise.all([coapService.close(), closeHttp(adminServer)]);
+        await Promise.all([coapService.close(), closeHttp(adminServer), retention.stop()]);
         await store.close();
         logger.info('stopped');
       })();

@@ -26,6 +26,8 @@ export const CHUNK_BYTES = 1024;
  */
 const CHUNK_CACHE_ENTRIES = 8192;
 const DEFAULT_EVENT_LIMIT = 100;
+/** Events deleted per LevelDB batch while pruning, so one prune never builds a huge batch in memory. */
+const PRUNE_BATCH_EVENTS = 1000;
 const MAX_EVENT_LIMIT = 10_000;
 const SEQUENCE_DIGITS = 16;
 
@@ -286,6 +288,32 @@ export class Store {
     const sequences = keys.map((key) => key.slice(prefix.length));
     const events = await this.events.getMany(sequences);
     return events.filter((event): event is EventRecord => event !== undefined);
+  }
+
+  /**
+   * Deletes the events older than cutoff, oldest first, with their per-device index
+   * keys, and returns the number deleted. Events are appended in time order, so the scan
+   * stops at the first one at or after cutoff. Times are compared as ISO 8601 UTC text.
+   */
+  async pruneEvents(cutoff: Date): Promise<number> {
+    this.assertOpen();
+    const limit = cutoff.toISOString();
+    let pruned = 0;
+    for (;;) {
+      if (this.closed) return pruned;
+      const entries = await this.events.iterator({ limit: PRUNE_BATCH_EVENTS }).all();
+      const firstKept = entries.findIndex(([, event]) => !(event.time < limit));
+      const doomed = firstKept === -1 ? entries : entries.slice(0, firstKept);
+      if (doomed.length === 0) return pruned;
+      const batch = this.db.batch();
+      for (const [sequence, event] of doomed) {
+        batch.del(sequence, { sublevel: this.events });
+        if (event.device !== undefined) batch.del(`${event.device}/${sequence}`, { sublevel: this.deviceEvents });
+      }
+      await batch.write();
+      pruned += doomed.length;
+      if (doomed.length < entries.length) return pruned;
+    }
   }
 
   /** Returns every key and value of the database as hex, in key order, for tests and audits. */
