@@ -102,8 +102,13 @@ async function scriptedPeer(reply: (request: CoapMessage, count: number) => Coap
   return { port: socket.address().port, close: () => socket.close(), requests: () => count };
 }
 
-function blockResponse(request: CoapMessage, etag: string, more: boolean): CoapMessage {
-  const block = decodeBlock(request.options.find((option) => option.number === OptionNumber.block2)?.value ?? Buffer.alloc(0));
+function requestedBlock(request: CoapMessage): { num: number; szx: number } {
+  return decodeBlock(request.options.find((option) => option.number === OptionNumber.block2)?.value ?? Buffer.alloc(0));
+}
+
+/** Builds the 2.05 response to a Block2 request with an ETag. */
+function blockMessage(request: CoapMessage, etag: string, more: boolean, payload: Buffer): CoapMessage {
+  const block = requestedBlock(request);
   return {
     type: MessageType.ack,
     code: 69,
@@ -113,8 +118,14 @@ function blockResponse(request: CoapMessage, etag: string, more: boolean): CoapM
       { number: OptionNumber.etag, value: Buffer.from(etag, 'hex') },
       { number: OptionNumber.block2, value: encodeBlock({ num: block.num, more, szx: block.szx }) },
     ],
-    payload: Buffer.alloc(more ? 2 ** (block.szx + 4) : 5, block.num),
+    payload,
   };
+}
+
+/** A block filled with its own number; the last one (more false) has 5 bytes. */
+function blockResponse(request: CoapMessage, etag: string, more: boolean): CoapMessage {
+  const block = requestedBlock(request);
+  return blockMessage(request, etag, more, Buffer.alloc(more ? 2 ** (block.szx + 4) : 5, block.num));
 }
 
 describe('coap client exchange', () => {
@@ -193,6 +204,116 @@ describe('download', () => {
       expect(peer.requests()).toBe(4);
       expect(jsonOf(result)).toMatchObject({ blocks: 4, blockSize: 32, size: 101, sizeMatches: true, etag: 'aa' });
       expect(readFileSync(out).subarray(32, 64)).toEqual(Buffer.alloc(32, 1));
+    } finally {
+      peer.close();
+    }
+  });
+});
+
+/**
+ * Serves image in Block2 blocks of the requested size with an ETag, and stays silent
+ * for blocks from silentFrom on, as a server that went away mid-download would.
+ */
+async function imagePeer(initial: { image: Buffer; etag: string; silentFrom?: number }) {
+  const state = { ...initial, silentFrom: initial.silentFrom ?? Infinity, requested: [] as number[] };
+  const peer = await scriptedPeer((request) => {
+    const block = requestedBlock(request);
+    state.requested.push(block.num);
+    if (block.num >= state.silentFrom) return null;
+    const size = 2 ** (block.szx + 4);
+    const more = (block.num + 1) * size < state.image.length;
+    return blockMessage(request, state.etag, more, state.image.subarray(block.num * size, (block.num + 1) * size));
+  });
+  return { ...peer, state };
+}
+
+describe('download resume', () => {
+  const temp = makeTempDir('resume');
+  afterAll(() => temp.remove());
+  // Ten blocks of 64 bytes and a last one of 5.
+  const image = Buffer.from(Array.from({ length: 645 }, (_, i) => (i * 7 + 3) % 251));
+  const digest = createHash('sha256').update(image).digest('hex');
+
+  /** Runs one download that the peer cuts off after block 3 and returns the command line. */
+  async function interrupted(peer: Awaited<ReturnType<typeof imagePeer>>, name: string): Promise<string[]> {
+    const argv = ['download', `coap://127.0.0.1:${peer.port}/d/x`, '--out', join(temp.dir, name), '--block-size', '64', '--sha256', digest, '--timeout', '1'];
+    const first = await runTool(argv);
+    expect(first.code).not.toBe(0);
+    expect(first.stderr).toContain('run the same command again to resume at byte 256');
+    expect(existsSync(join(temp.dir, `${name}.part.json`))).toBe(true);
+    return argv;
+  }
+
+  it('continues after the staged blocks', async () => {
+    const peer = await imagePeer({ image, etag: 'aa01', silentFrom: 4 });
+    try {
+      const argv = await interrupted(peer, 'resume.bin');
+      peer.state.silentFrom = Infinity;
+      peer.state.requested = [];
+
+      const second = await runTool([...argv, '--json']);
+
+      expect(second.code).toBe(0);
+      expect(second.stderr).toContain('at byte 256');
+      expect(peer.state.requested).toEqual([4, 5, 6, 7, 8, 9, 10]);
+      expect(jsonOf(second)).toMatchObject({ resumedFrom: 256, size: 645, sha256Matches: true, blocks: 7 });
+      expect(readFileSync(join(temp.dir, 'resume.bin'))).toEqual(image);
+      expect(existsSync(join(temp.dir, 'resume.bin.part.json'))).toBe(false);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('starts over when the ETag changed', async () => {
+    const peer = await imagePeer({ image: Buffer.alloc(645, 9), etag: 'bb01', silentFrom: 4 });
+    try {
+      const argv = await interrupted(peer, 'changed.bin');
+      // The server now has another image under the same URI.
+      Object.assign(peer.state, { image, etag: 'bb02', silentFrom: Infinity, requested: [] });
+
+      const second = await runTool([...argv, '--json']);
+
+      expect(second.code).toBe(0);
+      expect(second.stderr).toContain('the ETag is now bb02, FILE.part was downloaded with bb01: the image changed, so the download starts again at block 0');
+      expect(peer.state.requested).toEqual([4, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(jsonOf(second)).toMatchObject({ resumedFrom: 0, sha256Matches: true });
+      expect(readFileSync(join(temp.dir, 'changed.bin'))).toEqual(image);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('--restart discards FILE.part', async () => {
+    const peer = await imagePeer({ image, etag: 'cc01', silentFrom: 4 });
+    try {
+      const argv = await interrupted(peer, 'restart.bin');
+      Object.assign(peer.state, { silentFrom: Infinity, requested: [] });
+
+      const second = await runTool([...argv, '--restart', '--json']);
+
+      expect(second.code).toBe(0);
+      expect(peer.state.requested[0]).toBe(0);
+      expect(jsonOf(second)).toMatchObject({ resumedFrom: 0, blocks: 11, sha256Matches: true });
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('failed verification is not resumed', async () => {
+    const peer = await imagePeer({ image, etag: 'dd01' });
+    try {
+      const out = join(temp.dir, 'verify.bin');
+      const argv = ['download', `coap://127.0.0.1:${peer.port}/d/x`, '--out', out, '--block-size', '64', '--json'];
+      const wrong = await runTool([...argv, '--sha256', '00'.repeat(32)]);
+      expect(wrong.code).toBe(1);
+      expect(existsSync(`${out}.part`)).toBe(true);
+      peer.state.requested = [];
+
+      const again = await runTool([...argv, '--sha256', digest]);
+
+      expect(again.code).toBe(0);
+      expect(peer.state.requested[0]).toBe(0);
+      expect(jsonOf(again)).toMatchObject({ resumedFrom: 0, sha256Matches: true });
     } finally {
       peer.close();
     }

@@ -1,8 +1,9 @@
 // download command: fetches an image block by block with Block2 (RFC 7959), one
 // request per block, checking that the ETag stays the same, and verifies size and
-// SHA-256 of what arrived.
-import { createHash } from 'node:crypto';
-import { open, rename } from 'node:fs/promises';
+// SHA-256 of what arrived. An interrupted download resumes from FILE.part when the
+// ETag recorded beside it still matches.
+import { createHash, type Hash } from 'node:crypto';
+import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { CoapClient, codeOf, commandTiming, decodeBlock, decodeUint, encodeBlock, encodeUint, findOption, formatCode, OptionNumber, parseCoapUri, szxOf, type CoapOption, type CoapTarget } from './coap-client.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
 
@@ -17,6 +18,8 @@ export interface DownloadArgs extends CommonArgs {
   size?: number;
   /** Seconds to wait for the response to one block request, retransmissions included. */
   timeout?: number;
+  /** Discard FILE.part and start at block 0. */
+  restart?: boolean;
 }
 
 export interface DownloadResult {
@@ -34,15 +37,44 @@ export interface DownloadResult {
   elapsedMs: number;
   sizeMatches: boolean | null;
   sha256Matches: boolean | null;
+  /** Bytes taken from FILE.part of an earlier, interrupted run. */
+  resumedFrom: number;
 }
+
+/** Contents of FILE.part.json, with which a later run checks that FILE.part is a prefix of the same image. */
+interface PartRecord {
+  uri: string;
+  etag: string;
+}
+
+/** Starting point of a transfer: 0 with an empty hash, or the end of the reused bytes. */
+interface TransferStart {
+  offset: number;
+  hash: Hash;
+  /** ETag the first response must carry to continue the reused bytes. */
+  etag?: Buffer;
+}
+
+/** The first response of a resumed transfer carried another ETag: the reused bytes belong to another image. */
+class ResumeMismatch extends Error {}
 
 const EXAMPLE = 'ota-tool download coap://127.0.0.1:5683/d/3f2a9c01b7e4 --out image.bin --block-size 512';
 
-/** Requests the blocks in order, passing each payload to write; resolves with the digest and counts. */
-async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx: number, write: (data: Buffer) => Promise<void>) {
-  const hash = createHash('sha256');
+/**
+ * Requests the blocks in order from start.offset and passes each payload to write.
+ * The ETag of the first response goes to onEtag. Resolves with the digest and counts.
+ */
+async function fetchBlocks(
+  client: CoapClient,
+  target: CoapTarget,
+  requestedSzx: number,
+  start: TransferStart,
+  write: (data: Buffer) => Promise<void>,
+  onEtag: (etag: Buffer | undefined) => Promise<void>,
+) {
+  const hash = start.hash;
   let szx = requestedSzx;
-  let offset = 0;
+  let offset = start.offset;
   let blocks = 0;
   let etag: Buffer | undefined;
   let size2: number | null = null;
@@ -60,8 +92,13 @@ async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx:
     }
 
     const responseEtag = findOption(response, OptionNumber.etag);
-    if (blocks === 0) etag = responseEtag;
-    else if (!etagEquals(etag, responseEtag)) {
+    if (blocks === 0) {
+      if (start.offset > 0 && !etagEquals(start.etag, responseEtag)) {
+        throw new ResumeMismatch(`the ETag is now ${hex(responseEtag)}, FILE.part was downloaded with ${hex(start.etag)}`);
+      }
+      etag = responseEtag;
+      await onEtag(etag);
+    } else if (!etagEquals(etag, responseEtag)) {
       throw new CliError(
         `the ETag changed at block ${num} from ${hex(etag)} to ${hex(responseEtag)}: the resource changed during the download, so start it again`,
         EXAMPLE,
@@ -74,6 +111,7 @@ async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx:
     const block2Value = findOption(response, OptionNumber.block2);
     if (!block2Value) {
       if (num !== 0) throw new CliError(`the response to block ${num} has no Block2 option`, EXAMPLE, 'BAD_BLOCK');
+      if (start.offset > 0) throw new CliError(`the response to block ${num} has no Block2 option`, EXAMPLE, 'BAD_BLOCK');
       hash.update(response.payload);
       await write(response.payload);
       return { hash, size: response.payload.length, blocks: 1, blockSize: response.payload.length, etag, size2 };
@@ -96,6 +134,47 @@ async function fetchBlocks(client: CoapClient, target: CoapTarget, requestedSzx:
     if (offset > MAX_DOWNLOAD_BYTES) throw new CliError(`the image exceeds ${MAX_DOWNLOAD_BYTES} bytes; download stops there`, EXAMPLE, 'TOO_LARGE');
     if (!block.more) return { hash, size: offset, blocks, blockSize: servedSize, etag, size2 };
   }
+}
+
+/**
+ * Opens FILE.part for this run. It is reused when FILE.part.json names the same URI
+ * and --restart is not given: its whole blocks of blockBytes are hashed again and the
+ * transfer continues after them. Otherwise FILE.part starts empty.
+ */
+async function openPart(partFile: string, recordFile: string, args: DownloadArgs, blockBytes: number): Promise<{ handle: FileHandle; start: TransferStart }> {
+  const hash = createHash('sha256');
+  const record = args.restart ? undefined : await readRecord(recordFile);
+  if (isPartRecordOf(record, args.uri)) {
+    let existing: Buffer | undefined;
+    try {
+      existing = await readFile(partFile);
+    } catch {
+      existing = undefined;
+    }
+    const offset = existing ? existing.length - (existing.length % blockBytes) : 0;
+    if (existing && offset > 0 && offset <= MAX_DOWNLOAD_BYTES) {
+      const handle = await open(partFile, 'r+');
+      await handle.truncate(offset);
+      hash.update(existing.subarray(0, offset));
+      return { handle, start: { offset, hash, etag: Buffer.from(record.etag, 'hex') } };
+    }
+  }
+  await rm(recordFile, { force: true });
+  return { handle: await open(partFile, 'w'), start: { offset: 0, hash } };
+}
+
+async function readRecord(recordFile: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(recordFile, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True for a record of uri with a hex ETag; anything else (missing, other URI, damaged) is ignored. */
+function isPartRecordOf(record: unknown, uri: string): record is PartRecord {
+  const candidate = record as Partial<PartRecord> | undefined;
+  return candidate?.uri === uri && typeof candidate.etag === 'string' && /^(?:[0-9a-f]{2}){1,8}$/.test(candidate.etag);
 }
 
 function etagEquals(a: Buffer | undefined, b: Buffer | undefined): boolean {
@@ -121,17 +200,19 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     throw new CliError((error as Error).message, EXAMPLE, 'USAGE');
   }
   const szx = szxOf(args.blockSize);
-  // NOTE: every run starts again at block 0; an existing FILE.part is overwritten, not resumed.
   const partFile = `${args.out}.part`;
+  const recordFile = `${partFile}.json`;
   const started = performance.now();
 
   // The file is opened before the socket, so a bad --out fails before any packet is sent.
-  let handle;
+  let handle: FileHandle;
+  let start: TransferStart;
   try {
-    handle = await open(partFile, 'w');
+    ({ handle, start } = await openPart(partFile, recordFile, args, 2 ** (szx + 4)));
   } catch (error) {
     throw new CliError(`--out ${args.out}: ${partFile} cannot be written (${(error as Error).message}); pass a file in a folder that exists`, EXAMPLE, 'OUT_UNWRITABLE');
   }
+  if (start.offset > 0) io.stderr(`resuming ${args.uri} at byte ${start.offset} from ${partFile}\n`);
   let client;
   try {
     client = await CoapClient.connect(target.host, target.port, commandTiming(args.timeout, args.uri, io.stderr));
@@ -140,18 +221,46 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}`, EXAMPLE, 'DOWNLOAD_FAILED');
   }
   let transfer;
+  let written = start.offset;
+  let resumedFrom = start.offset;
+  const file = handle;
+  const write = async (data: Buffer) => {
+    await file.write(data, 0, data.length, written);
+    written += data.length;
+  };
+  // The record is written once the first response names the ETag, and only for an
+  // image that has one: without an ETag a later run cannot tell the image changed.
+  const recordEtag = async (etag: Buffer | undefined) => {
+    if (etag) await writeFile(recordFile, JSON.stringify({ uri: args.uri, etag: etag.toString('hex') } satisfies PartRecord));
+    else await rm(recordFile, { force: true });
+  };
   try {
-    const file = handle;
-    transfer = await fetchBlocks(client, target, szx, async (data) => {
-      await file.write(data);
-    });
+    try {
+      transfer = await fetchBlocks(client, target, szx, start, write, recordEtag);
+    } catch (error) {
+      if (!(error instanceof ResumeMismatch)) throw error;
+      io.stderr(`${error.message}: the image changed, so the download starts again at block 0\n`);
+      await file.truncate(0);
+      written = 0;
+      resumedFrom = 0;
+      start = { offset: 0, hash: createHash('sha256') };
+      transfer = await fetchBlocks(client, target, szx, start, write, recordEtag);
+    }
   } catch (error) {
-    if (error instanceof CliError) throw error;
-    throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}`, EXAMPLE, 'DOWNLOAD_FAILED');
+    const resumable = isPartRecordOf(await readRecord(recordFile), args.uri) && written > 0;
+    const hint = resumable ? `; run the same command again to resume at byte ${written - (written % 2 ** (szx + 4))}` : '';
+    if (error instanceof CliError) {
+      if (error.code === 'ETAG_CHANGED') await rm(recordFile, { force: true });
+      throw resumable && error.code !== 'ETAG_CHANGED' ? new CliError(`${error.message}${hint}`, EXAMPLE, error.code) : error;
+    }
+    throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}${hint}`, EXAMPLE, 'DOWNLOAD_FAILED');
   } finally {
     client.close();
     await handle.close();
   }
+  // A finished transfer leaves nothing to resume: good bytes are renamed below, and bad
+  // ones stay in FILE.part for inspection but must not seed the next run.
+  await rm(recordFile, { force: true });
 
   const digest = transfer.hash.digest('hex');
   const result: DownloadResult = {
@@ -167,6 +276,7 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     elapsedMs: Math.round(performance.now() - started),
     sizeMatches: args.size === undefined ? null : args.size === transfer.size,
     sha256Matches: args.sha256 === undefined ? null : args.sha256.toLowerCase() === digest,
+    resumedFrom,
   };
 
   const problems: string[] = [];
@@ -192,7 +302,7 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
       `size:    ${result.size} bytes in ${result.blocks} blocks of ${result.blockSize} (${verdict(result.sizeMatches)})`,
       `sha256:  ${result.sha256} (${verdict(result.sha256Matches)})`,
       `etag:    ${result.etag ?? '(none)'}`,
-      `time:    ${result.elapsedMs} ms, ${result.retransmits} retransmissions`,
+      `time:    ${result.elapsedMs} ms, ${result.retransmits} retransmissions${resumedFrom > 0 ? `, resumed at byte ${resumedFrom}` : ''}`,
     ].join('\n'),
   );
   if (problems.length > 0) {

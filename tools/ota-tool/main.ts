@@ -121,7 +121,7 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
     (y) =>
       y
         .positional('uri', { type: 'string', describe: 'coap:// URI of the image' })
-        .options(pick({ out: 'outFile', 'block-size': 'blockSize', sha256: 'sha256', size: 'size', timeout: 'timeout' }, ['out']))
+        .options(pick({ out: 'outFile', 'block-size': 'blockSize', sha256: 'sha256', size: 'size', timeout: 'timeout', restart: 'restart' }, ['out']))
         .example(EXAMPLES.download ?? '', ''),
     handle<DownloadArgs>(download),
   );

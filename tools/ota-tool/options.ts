@@ -38,6 +38,7 @@ export const OPTIONS = {
   blockSize: { type: 'string', default: '1024', describe: 'Block size in bytes: 16, 32, 64, 128, 256, 512 or 1024', requiresArg: true },
   sha256: { type: 'string', describe: 'Expected SHA-256 of the download, 64 hex characters', requiresArg: true },
   size: { type: 'string', describe: 'Expected size of the download in bytes', requiresArg: true },
+  restart: { type: 'boolean', default: false, describe: 'Discard FILE.part of an interrupted download and start at block 0' },
   deviceServer: { type: 'string', describe: 'Server the device contacts: HOST or HOST:PORT (default port 5683)', requiresArg: true },
   apn: { type: 'string', describe: 'Access point name of the SIM card', requiresArg: true },
   configChannel: { type: 'string', default: 'stable', describe: 'Channel the device follows', requiresArg: true },
