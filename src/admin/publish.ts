@@ -26,7 +26,7 @@ export interface ValidRelease {
   signature: string;
   downloadId: string;
   payload: Buffer;
-  /** Start time in its stored UTC form; absent when the release is offered at once. */
+  /** Start time in its stored UTC form, absent when the release is offered at once. */
   startAt?: string;
 }
 

@@ -1,4 +1,4 @@
-// Handlers of the admin HTTP API: releases (publish, list, revoke, rollout and start
+// Handlers of the admin HTTP API: releases (publish, list, revoke, rollout, start
 // time), devices,
 // events and the health check. Each handler returns a status and a JSON-ready body or
 // throws an AdminError. server.ts does the HTTP framing and the bearer token check.
@@ -49,7 +49,7 @@ export interface ReleaseView {
   path: string;
   revoked: boolean;
   publishedAt: string;
-  /** Instant (UTC) from which devices are offered the release; null means since publication. */
+  /** Instant (UTC) from which devices are offered the release, or null when they are offered it since publication. */
   startAt: string | null;
 }
 

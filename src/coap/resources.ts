@@ -121,9 +121,10 @@ async function check(datagram: Datagram, method: string, ctx: ResourceContext): 
 }
 
 /**
- * Max-Age of a check answer when a release in the device's channel starts within the
- * default Max-Age of 60 s (RFC 7252 section 5.10.5): the whole seconds until that
- * start, so no cache keeps the answer past it. Otherwise the option is left out.
+ * Returns the Max-Age of a check response when a release in the device's channel
+ * starts within the default Max-Age of 60 s (RFC 7252 section 5.10.5). It is the whole
+ * seconds until that start, so no cache keeps the response past it. Otherwise the
+ * option is left out.
  */
 function checkMaxAge(msUntilStart: number | undefined): number | undefined {
   if (msUntilStart === undefined || msUntilStart >= DEFAULT_MAX_AGE_S * 1000) return undefined;
@@ -266,7 +267,7 @@ async function downloadEvents(pending: Promise<Reply>, release: ReleaseRecord, n
 
 function wellKnownCore(datagram: Datagram, ctx: ResourceContext): Reply {
   negotiateFormat(datagram, [FORMAT_LINK]);
-  // A release before its start time is not announced, as it is not offered.
+  // A release is not listed before its start time, because it is not offered before it either.
   const nowMs = Date.now();
   const listed = ctx.store.releasesSnapshot().filter((release) => hasStarted(release, nowMs));
   const body = Buffer.from(linkFormat(listed, linkFilter(datagram)), 'utf8');

@@ -48,8 +48,8 @@ export function selectOffer(
 /**
  * Returns the milliseconds from nowMs until the earliest start time among the
  * releases not yet started in this channel and not revoked, or undefined when there
- * is none. The answer to a check may change at that instant, so it must not be
- * cached past it.
+ * is none. The response to a check may change at that instant, so no cache may
+ * keep it past that.
  */
 export function msUntilNextStart(releases: readonly ReleaseRecord[], channel: string, nowMs: number): number | undefined {
   let earliest: number | undefined;

@@ -44,13 +44,13 @@ export interface ReleaseRecord {
   publishedAt: string /* ISO */;
   /**
    * Instant from which the release is offered, as toISOString writes it (UTC, "Z").
-   * Absent means offered from publication on; records stored before this field
-   * existed have none.
+   * Absent means offered from publication on, as for records stored before this
+   * field existed.
    */
   startAt?: string;
 }
 
-/** A change to a release; startAt null clears the start time. */
+/** A change to a release. A startAt of null clears the start time. */
 export interface ReleasePatch {
   revoked?: boolean;
   rollout?: number;

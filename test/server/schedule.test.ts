@@ -1,6 +1,6 @@
-// A scheduled release over real CoAP against the daemon: published through the admin
+// A scheduled release over real CoAP against the daemon. Published through the admin
 // API with a start time about 1.5 s ahead, it is neither offered nor listed before that
-// instant, and is both after it, with no restart in between.
+// instant. After it, the same daemon offers and lists it without a restart.
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeUint } from '../../src/coap/datagram.ts';
 import type { RunningServer } from '../../src/daemon/server.ts';
@@ -10,7 +10,7 @@ import { Code, RawClient, TEST_TOKEN, optionOf, path_, query, startTestServer, t
 const OPTION_MAX_AGE = 14;
 const OPTION_ACCEPT = 17;
 const FORMAT_JSON = 50;
-/** Lead of the start time over the publish request; long enough for the first checks on a busy machine. */
+/** Lead of the start time over the publish request, long enough for the first checks on a busy machine. */
 const START_LEAD_MS = 1500;
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -37,7 +37,7 @@ async function adminRequest(server: RunningServer, method: string, path: string,
   return { status: response.status, body: await response.json() };
 }
 
-/** Sends GET /c with a JSON Accept, as libcoap's client does, and returns the answer and its Max-Age option. */
+/** Sends GET /c with a JSON Accept, as libcoap's client does, and returns the decoded payload and its Max-Age option. */
 async function checkJson(client: RawClient, device: string): Promise<{ answer: { update: boolean; version?: string }; maxAge: number | undefined }> {
   const reply = await client.request({ code: Code.GET, type: 0, options: [...path_('c'), ...query(`d=${device}`, 'v=1.0.0'), uintOption(OPTION_ACCEPT, FORMAT_JSON)] });
   expect(reply.code).toBe('2.05');
@@ -62,7 +62,7 @@ describe('scheduled release over CoAP', () => {
     const before = await checkJson(client, 'pico-sched-1');
     expect(Date.now()).toBeLessThan(startMs);
     expect(before.answer).toEqual({ update: false });
-    // The answer changes at the start, so its Max-Age ends before it: 1 s or 0 s here.
+    // The response changes at the start, so its Max-Age ends before it: 1 s or 0 s here.
     expect(before.maxAge).toBeDefined();
     expect(before.maxAge).toBeLessThanOrEqual(1);
     expect(await wellKnownCore(client)).not.toContain(path);

@@ -29,7 +29,7 @@ export interface PublishArgs extends CommonArgs, AdminArgs {
   encoding: 'auto' | EncodingName;
   nameAs?: string;
   allowEmpty: boolean;
-  /** Start time as an absolute UTC instant; validateArgs has already resolved +2h forms. */
+  /** Start time as an absolute UTC instant, because validateArgs resolves forms such as +2h. */
   startAt?: string;
 }
 

@@ -16,7 +16,7 @@ export interface Release {
   path: string;
   revoked: boolean;
   publishedAt: string;
-  /** UTC instant from which the release is offered; null means since publication. */
+  /** UTC instant from which the release is offered, or null when it is offered since publication. */
   startAt: string | null;
 }
 

@@ -9,7 +9,7 @@ import { explainMissingRelease } from './revoke.ts';
 
 export interface ScheduleArgs extends CommonArgs, AdminArgs {
   version: string;
-  /** New start time as an absolute UTC instant; validateArgs has already resolved +2h forms. */
+  /** New start time as an absolute UTC instant, because validateArgs resolves forms such as +2h. */
   at?: string;
   now?: boolean;
 }
