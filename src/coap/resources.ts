@@ -85,6 +85,7 @@ function requireMethod(path: string, method: string, allowed: string[]): void {
 async function check(datagram: Datagram, method: string, ctx: ResourceContext): Promise<Reply> {
   const format = negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = method === 'POST' ? parseCheckBody(requireCborBody(datagram)) : parseCheckQuery(uriQuery(datagram));
+  // NOTE: start times are compared with this host's wall clock, so a clock that is off shifts every start by as much.
   const nowMs = Date.now();
   const releases = ctx.store.releasesSnapshot();
   const offer = selectOffer(releases, { id: request.deviceId, version: request.semver, channel: request.channel }, nowMs);
