@@ -85,6 +85,7 @@ async function refresh() {
       { value: (r) => formatBytes(r.size), className: 'num' },
       { value: (r) => r.encoding },
       { value: (r) => r.publishedAt },
+      { value: (r) => r.startAt },
       { value: (r) => r.notes },
     ], (r) => (r.revoked ? 'revoked' : ''));
     fill('devices', devices.devices, [
@@ -133,7 +134,7 @@ export const dashboardHtml = `<!doctype html>
 <h1>ota-server</h1>
 <p id="status">Loading</p>
 <h2>Releases</h2>
-${table('releases', ['Version', 'Channel', 'Rollout', 'Revoked', 'Size', 'Encoding', 'Published', 'Notes'])}
+${table('releases', ['Version', 'Channel', 'Rollout', 'Revoked', 'Size', 'Encoding', 'Published', 'Starts', 'Notes'])}
 <h2>Devices</h2>
 ${table('devices', ['Device', 'Version', 'Channel', 'Last seen', 'Status', 'Last report', 'Address'])}
 <h2>Recent events</h2>

@@ -7,11 +7,12 @@ import { CHANNEL_PATTERN, DEFAULT_CHANNEL, Encoding, MAX_VERSION_BYTES, type Enc
 import { downloadId, sha256, signedMessage } from '../protocol/manifest.ts';
 import { AdminError } from './errors.ts';
 import { parseSemVer } from '../releases/semver.ts';
+import { parseInstant, START_AT_FORMAT } from '../releases/start-time.ts';
 
 /** Largest payload the signed message can describe (size is a uint32 there). */
 const MAX_PAYLOAD_BYTES = 0xffffffff;
 const MAX_NOTES_BYTES = 4096;
-const PUBLISH_FIELDS = ['version', 'channel', 'notes', 'encoding', 'rollout', 'size', 'sha256', 'signature', 'payload'];
+const PUBLISH_FIELDS = ['version', 'channel', 'notes', 'encoding', 'rollout', 'size', 'sha256', 'signature', 'payload', 'startAt'];
 
 /** A publish request that passed every check, ready for Store.putRelease. */
 export interface ValidRelease {
@@ -25,6 +26,8 @@ export interface ValidRelease {
   signature: string;
   downloadId: string;
   payload: Buffer;
+  /** Start time in its stored UTC form, absent when the release is offered at once. */
+  startAt?: string;
 }
 
 /** Parses a PEM public key and checks that it is an Ed25519 key. */
@@ -68,6 +71,7 @@ export function validatePublish(body: Record<string, unknown>, publicKey: KeyObj
     throw new AdminError('FIELD_INVALID', `encoding "${encoding}" must be "raw" or "deflate"`, { field: 'encoding' });
   }
   const rollout = body.rollout === undefined ? 100 : checkRollout(body.rollout);
+  const startAt = body.startAt === undefined ? null : checkStartAt(body.startAt);
   const size = requireInteger(body, 'size', 1, MAX_PAYLOAD_BYTES);
   const digestHex = requireHex(body, 'sha256', 64);
   const signatureHex = requireHex(body, 'signature', 128);
@@ -111,7 +115,25 @@ export function validatePublish(body: Record<string, unknown>, publicKey: KeyObj
     signature: signatureHex,
     downloadId: downloadId(digest),
     payload,
+    ...(startAt === null ? {} : { startAt }),
   };
+}
+
+/**
+ * Checks a startAt value: an ISO 8601 instant with Z or an offset, returned in its
+ * stored UTC form, or null, which means no start time.
+ */
+export function checkStartAt(value: unknown): string | null {
+  if (value === null) return null;
+  if (typeof value !== 'string') {
+    throw new AdminError('FIELD_INVALID', `startAt must be ${START_AT_FORMAT}, or null for none; got ${JSON.stringify(value).slice(0, 60)}`, { field: 'startAt' });
+  }
+  const parsed = parseInstant(value);
+  if (!parsed.ok) {
+    const fix = parsed.problem.includes(START_AT_FORMAT) ? 'or null for none' : `send ${START_AT_FORMAT}, or null for none`;
+    throw new AdminError('FIELD_INVALID', `startAt ${parsed.problem}; ${fix}`, { field: 'startAt' });
+  }
+  return parsed.iso;
 }
 
 /** Checks a rollout value: an integer percentage of devices, 0..100. */

@@ -1,14 +1,15 @@
-// Handlers of the admin HTTP API: releases (publish, list, revoke, rollout), devices,
+// Handlers of the admin HTTP API: releases (publish, list, revoke, rollout, start
+// time), devices,
 // events and the health check. Each handler returns a status and a JSON-ready body or
 // throws an AdminError. server.ts does the HTTP framing and the bearer token check.
 import type { KeyObject } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { DEVICE_ID_PATTERN } from '../protocol/constants.ts';
-import { StoreError, type DeviceRecord, type EventRecord, type ReleaseRecord, type Store } from '../storage/store.ts';
+import { StoreError, type DeviceRecord, type EventRecord, type ReleasePatch, type ReleaseRecord, type Store } from '../storage/store.ts';
 import { readJsonObject } from './body.ts';
 import { AdminError } from './errors.ts';
-import { checkRollout, rejectUnknownFields, validatePublish } from './publish.ts';
+import { checkRollout, checkStartAt, rejectUnknownFields, validatePublish } from './publish.ts';
 import { compareVersions, parseSemVer } from '../releases/semver.ts';
 
 export const DEFAULT_EVENT_LIMIT = 100;
@@ -48,6 +49,8 @@ export interface ReleaseView {
   path: string;
   revoked: boolean;
   publishedAt: string;
+  /** Instant (UTC) from which devices are offered the release, or null when they are offered it since publication. */
+  startAt: string | null;
 }
 
 export interface DeviceView {
@@ -73,6 +76,7 @@ export function releaseView(record: ReleaseRecord): ReleaseView {
     path: `/d/${record.downloadId}`,
     revoked: record.revoked,
     publishedAt: record.publishedAt,
+    startAt: record.startAt ?? null,
   };
 }
 
@@ -109,7 +113,10 @@ export async function publishRelease(ctx: RouteContext): Promise<RouteResult> {
   const { payload, ...fields } = release;
   const record: ReleaseRecord = { ...fields, revoked: false, publishedAt: new Date().toISOString() };
   await ctx.exclusive(() => storeRelease(ctx, record, payload));
-  ctx.logger.info({ version: record.version, channel: record.channel, size: record.size, downloadId: record.downloadId }, 'release published');
+  ctx.logger.info(
+    { version: record.version, channel: record.channel, size: record.size, downloadId: record.downloadId, startAt: record.startAt ?? null },
+    'release published',
+  );
   return { status: 201, body: releaseView(record) };
 }
 
@@ -133,7 +140,7 @@ async function storeRelease(ctx: RouteContext, record: ReleaseRecord, payload: B
     time: record.publishedAt,
     type: 'publish',
     version: record.version,
-    detail: `channel ${record.channel}, rollout ${record.rollout}%, ${record.size} bytes ${record.encoding}`,
+    detail: `channel ${record.channel}, rollout ${record.rollout}%, ${record.size} bytes ${record.encoding}${record.startAt ? `, starts ${record.startAt}` : ''}`,
   });
 }
 
@@ -153,21 +160,37 @@ async function revokeExclusive(ctx: RouteContext): Promise<RouteResult> {
   return { status: 200, body: releaseView(updated) };
 }
 
+/**
+ * Changes the rollout, the start time, or both. Each field that changes gets its own
+ * event; a body that changes nothing returns the release and records nothing.
+ */
 export async function patchRelease(ctx: RouteContext): Promise<RouteResult> {
   const version = ctx.params[0]!;
   const body = await readJsonObject(ctx.req, ctx.maxBodyBytes);
-  rejectUnknownFields(body, ['rollout']);
-  if (body.rollout === undefined) {
-    throw new AdminError('FIELD_MISSING', 'field "rollout" is required, such as {"rollout":50}', { field: 'rollout' });
+  rejectUnknownFields(body, ['rollout', 'startAt']);
+  if (body.rollout === undefined && body.startAt === undefined) {
+    throw new AdminError('FIELD_MISSING', 'field "rollout" or "startAt" is required, such as {"rollout":50} or {"startAt":"2026-12-05T02:00:00Z"}');
   }
-  const rollout = checkRollout(body.rollout);
+  const rollout = body.rollout === undefined ? undefined : checkRollout(body.rollout);
+  const startAt = body.startAt === undefined ? undefined : checkStartAt(body.startAt);
   return ctx.exclusive(async () => {
     const record = await findRelease(ctx.store, version);
-    if (record.rollout === rollout) return { status: 200, body: releaseView(record) };
+    const patch: ReleasePatch = {};
+    if (rollout !== undefined && rollout !== record.rollout) patch.rollout = rollout;
+    if (startAt !== undefined && startAt !== (record.startAt ?? null)) patch.startAt = startAt;
+    if (patch.rollout === undefined && patch.startAt === undefined) return { status: 200, body: releaseView(record) };
 
-    const updated = await ctx.store.updateRelease(version, { rollout });
-    await ctx.store.appendEvent({ time: new Date().toISOString(), type: 'rollout', version, detail: `${record.rollout}% -> ${rollout}%` });
-    ctx.logger.info({ version, from: record.rollout, rollout }, 'release rollout changed');
+    const updated = await ctx.store.updateRelease(version, patch);
+    const time = new Date().toISOString();
+    if (patch.rollout !== undefined) {
+      await ctx.store.appendEvent({ time, type: 'rollout', version, detail: `${record.rollout}% -> ${patch.rollout}%` });
+      ctx.logger.info({ version, from: record.rollout, rollout: patch.rollout }, 'release rollout changed');
+    }
+    if (patch.startAt !== undefined) {
+      const from = record.startAt ?? null;
+      await ctx.store.appendEvent({ time, type: 'schedule', version, detail: `start ${from ?? 'none'} -> ${patch.startAt ?? 'none'}` });
+      ctx.logger.info({ version, from, startAt: patch.startAt }, 'release start time changed');
+    }
     return { status: 200, body: releaseView(updated) };
   });
 }

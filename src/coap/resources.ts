@@ -18,7 +18,7 @@ import {
   PATH_DOWNLOAD,
   PATH_REPORT,
 } from '../protocol/constants.ts';
-import { selectOffer } from '../releases/select.ts';
+import { hasStarted, msUntilNextStart, selectOffer } from '../releases/select.ts';
 import type { DeviceRecord, ReleaseRecord, Store } from '../storage/store.ts';
 import { bufferBlockReply, imageBlockReply, imageIdentity, lastBlockNum, parseBlock2 } from './blocks.ts';
 import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
@@ -28,6 +28,8 @@ import { checkOptions, negotiateFormat, parseCheckBody, parseCheckQuery, parseRe
 
 /** Largest block the server suggests: 1024 bytes keeps a block message within the 1152 bytes RFC 7252 section 4.6 assumes. */
 export const BLOCK_SIZE_HINT = 1024;
+/** Max-Age a response without the option has, in seconds (RFC 7252 section 5.10.5). */
+const DEFAULT_MAX_AGE_S = 60;
 const DOWNLOAD_ID_PATTERN = new RegExp(`^[0-9a-f]{${DOWNLOAD_ID_HEX_CHARS}}$`);
 // Plain integer-key maps: cbor-x 1.6 would otherwise wrap a Map in tag 259 or a
 // record tag. Its typings lack useTag259ForMaps, hence the separate object.
@@ -83,10 +85,13 @@ function requireMethod(path: string, method: string, allowed: string[]): void {
 async function check(datagram: Datagram, method: string, ctx: ResourceContext): Promise<Reply> {
   const format = negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = method === 'POST' ? parseCheckBody(requireCborBody(datagram)) : parseCheckQuery(uriQuery(datagram));
-  const offer = selectOffer(ctx.store.releasesSnapshot(), { id: request.deviceId, version: request.semver, channel: request.channel });
+  // NOTE: start times are compared with this host's wall clock, so a clock that is off shifts every start by as much.
+  const nowMs = Date.now();
+  const releases = ctx.store.releasesSnapshot();
+  const offer = selectOffer(releases, { id: request.deviceId, version: request.semver, channel: request.channel }, nowMs);
   const log = ctx.logger.child({ deviceId: request.deviceId, version: request.version });
 
-  const now = new Date().toISOString();
+  const now = new Date(nowMs).toISOString();
   const previous = await ctx.store.getDevice(request.deviceId);
   const device: DeviceRecord = {
     ...previous,
@@ -106,13 +111,25 @@ async function check(datagram: Datagram, method: string, ctx: ResourceContext): 
     log.debug({ channel: request.channel }, 'no update');
   }
 
-  if (format === FORMAT_JSON) return contentReply(FORMAT_JSON, Buffer.from(JSON.stringify(manifestJson(offer))));
+  const maxAge = checkMaxAge(msUntilNextStart(releases, request.channel, nowMs));
+  if (format === FORMAT_JSON) return contentReply(FORMAT_JSON, Buffer.from(JSON.stringify(manifestJson(offer))), maxAge);
   const manifest = manifestMap(offer);
   if (offer && request.inlineSzx !== undefined && offer.size <= inlineLimitBytes(request.inlineSzx)) {
     manifest.set(ManifestKey.payload, await inlinePayload(offer, ctx));
     log.debug({ offered: offer.version, size: offer.size }, 'payload inlined in the check answer');
   }
-  return contentReply(FORMAT_CBOR, cbor.encode(manifest));
+  return contentReply(FORMAT_CBOR, cbor.encode(manifest), maxAge);
+}
+
+/**
+ * Returns the Max-Age of a check response when a release in the device's channel
+ * starts within the default Max-Age of 60 s (RFC 7252 section 5.10.5). It is the whole
+ * seconds until that start, so no cache keeps the response past it. Otherwise the
+ * option is left out.
+ */
+function checkMaxAge(msUntilStart: number | undefined): number | undefined {
+  if (msUntilStart === undefined || msUntilStart >= DEFAULT_MAX_AGE_S * 1000) return undefined;
+  return Math.floor(msUntilStart / 1000);
 }
 
 /** Bytes a device with this inline SZX takes in the check answer, capped at MAX_INLINE_SZX. */
@@ -251,7 +268,10 @@ async function downloadEvents(pending: Promise<Reply>, release: ReleaseRecord, n
 
 function wellKnownCore(datagram: Datagram, ctx: ResourceContext): Reply {
   negotiateFormat(datagram, [FORMAT_LINK]);
-  const body = Buffer.from(linkFormat(ctx.store.releasesSnapshot(), linkFilter(datagram)), 'utf8');
+  // A release is not listed before its start time, because it is not offered before it either.
+  const nowMs = Date.now();
+  const listed = ctx.store.releasesSnapshot().filter((release) => hasStarted(release, nowMs));
+  const body = Buffer.from(linkFormat(listed, linkFilter(datagram)), 'utf8');
   const options = [{ number: OptionNumber.contentFormat, value: encodeUint(FORMAT_LINK) }];
   const block = parseBlock2(datagram);
   if (optionValues(datagram, OptionNumber.block2).length === 0 && body.length <= block.blockSize) {
@@ -271,6 +291,8 @@ function linkFilter(datagram: Datagram): LinkFilter | undefined {
   return { name, value };
 }
 
-function contentReply(format: number, payload: Buffer): Reply {
-  return { code: CoapCode.content, options: [{ number: OptionNumber.contentFormat, value: encodeUint(format) }], payload };
+function contentReply(format: number, payload: Buffer, maxAgeS?: number): Reply {
+  const options: Reply['options'] = [{ number: OptionNumber.contentFormat, value: encodeUint(format) }];
+  if (maxAgeS !== undefined) options.push({ number: OptionNumber.maxAge, value: encodeUint(maxAgeS) });
+  return { code: CoapCode.content, options, payload };
 }

@@ -14,6 +14,7 @@ import { Level } from 'level';
 import type pino from 'pino';
 import { downloadId as downloadIdOf } from '../protocol/manifest.ts';
 import { compareVersions, parseSemVer } from '../releases/semver.ts';
+import { isStoredStartAt, START_AT_FORMAT } from '../releases/start-time.ts';
 import { ChunkCache } from './chunk-cache.ts';
 
 /** Bytes per stored chunk. Every block size 16..1024 divides it, so a block is one chunk read. */
@@ -43,6 +44,19 @@ export interface ReleaseRecord {
   downloadId: string;
   revoked: boolean;
   publishedAt: string /* ISO */;
+  /**
+   * Instant from which the release is offered, as toISOString writes it (UTC, "Z").
+   * Absent means offered from publication on, as for records stored before this
+   * field existed.
+   */
+  startAt?: string;
+}
+
+/** A change to a release. A startAt of null clears the start time. */
+export interface ReleasePatch {
+  revoked?: boolean;
+  rollout?: number;
+  startAt?: string | null;
 }
 
 export interface DeviceRecord {
@@ -57,7 +71,7 @@ export interface DeviceRecord {
 
 export interface EventRecord {
   time: string;
-  type: 'check' | 'offer' | 'download-started' | 'download-finished' | 'report' | 'publish' | 'revoke' | 'rollout';
+  type: 'check' | 'offer' | 'download-started' | 'download-finished' | 'report' | 'publish' | 'revoke' | 'rollout' | 'schedule';
   device?: string;
   version?: string;
   outcome?: string;
@@ -194,20 +208,24 @@ export class Store {
     return [...this.releaseCache.values()].sort((a, b) => compareVersions(b.version, a.version));
   }
 
-  updateRelease(version: string, patch: { revoked?: boolean; rollout?: number }): Promise<ReleaseRecord> {
+  updateRelease(version: string, patch: ReleasePatch): Promise<ReleaseRecord> {
     return this.serializeReleaseWrite(() => this.updateReleaseNow(version, patch));
   }
 
-  private async updateReleaseNow(version: string, patch: { revoked?: boolean; rollout?: number }): Promise<ReleaseRecord> {
+  private async updateReleaseNow(version: string, patch: ReleasePatch): Promise<ReleaseRecord> {
     this.assertOpen();
     const current = this.releaseCache.get(version);
     if (!current) throw new StoreError('NOT_FOUND', `release ${version} not found; list releases to see the versions`);
     if (patch.rollout !== undefined && !isPercentage(patch.rollout)) {
       throw new StoreError('INVALID_RECORD', `rollout must be an integer 0..100, got ${patch.rollout}`);
     }
+    if (patch.startAt !== undefined && patch.startAt !== null) checkStartAt(patch.startAt);
     const updated: ReleaseRecord = { ...current };
     if (patch.revoked !== undefined) updated.revoked = patch.revoked;
     if (patch.rollout !== undefined) updated.rollout = patch.rollout;
+    // Cleared means absent, the shape of a record that never had a start time.
+    if (patch.startAt === null) delete updated.startAt;
+    else if (patch.startAt !== undefined) updated.startAt = patch.startAt;
     await this.releases.put(version, updated);
     this.cacheRelease(updated);
     return { ...updated };
@@ -337,11 +355,18 @@ function isPercentage(value: number): boolean {
   return Number.isInteger(value) && value >= 0 && value <= 100;
 }
 
+function checkStartAt(startAt: unknown): void {
+  if (!isStoredStartAt(startAt)) {
+    throw new StoreError('INVALID_RECORD', `startAt must be ${START_AT_FORMAT}, normalized to UTC as 2026-12-05T02:00:00.000Z, got ${JSON.stringify(startAt)}`);
+  }
+}
+
 /** Rejects a record that does not describe its payload, before anything is written. */
 function checkReleaseRecord(record: ReleaseRecord, payload: Buffer): void {
   const invalid = (message: string) => new StoreError('INVALID_RECORD', message);
   if (!parseSemVer(record.version)) throw invalid(`version must be a semantic version such as 1.2.3, got "${record.version}"`);
   if (!isPercentage(record.rollout)) throw invalid(`rollout must be an integer 0..100, got ${record.rollout}`);
+  if (record.startAt !== undefined) checkStartAt(record.startAt);
   if (record.size !== payload.length) throw invalid(`size is ${record.size} but the payload has ${payload.length} bytes`);
   const digest = createHash('sha256').update(payload).digest();
   if (record.sha256 !== digest.toString('hex')) {

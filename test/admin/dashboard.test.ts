@@ -69,6 +69,8 @@ describe('dashboard page', () => {
     admin = await startAdmin();
     const published = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('2.4.1', { channel: 'beta', rollout: 40 }) });
     expect(published.status).toBe(201);
+    const scheduled = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('2.5.0', { channel: 'beta', startAt: '2099-06-01T03:00:00+01:00' }) });
+    expect(scheduled.status).toBe(201);
     await admin.store.putDevice({
       id: 'pico-dash-7',
       channel: 'beta',
@@ -83,6 +85,8 @@ describe('dashboard page', () => {
     expect(dom).toContain('<td>2.4.1</td>');
     expect(dom).toContain('<td>pico-dash-7</td>');
     expect(dom).toContain('40%');
+    expect(dom).toContain('<th>Starts</th>');
+    expect(dom).toContain('<td>2099-06-01T02:00:00.000Z</td>');
     expect(dom).toContain('<td>publish</td>');
     expect(dom).toMatch(/<p id="status"[^>]*>Updated /);
   });

@@ -31,7 +31,7 @@ describe('release listing', () => {
     await publishAll(['1.0.0']);
     const [release] = (await call(admin.baseUrl, 'GET', '/api/releases')).body.releases;
     expect(Object.keys(release).sort()).toEqual(
-      ['channel', 'encoding', 'notes', 'path', 'publishedAt', 'revoked', 'rollout', 'sha256', 'signature', 'size', 'version'].sort(),
+      ['channel', 'encoding', 'notes', 'path', 'publishedAt', 'revoked', 'rollout', 'sha256', 'signature', 'size', 'startAt', 'version'].sort(),
     );
     expect(release.path).toMatch(/^\/d\/[0-9a-f]{12}$/);
   });

@@ -63,29 +63,30 @@ function record(version: string, extra: Partial<ReleaseRecord> = {}): ReleaseRec
 
 describe('offer selection', () => {
   const device = { id: 'pico-001', version: parseSemVer('1.0.0')!, channel: 'stable' };
+  const nowMs = Date.parse('2026-06-01T00:00:00.000Z');
 
   it('highest newer release', () => {
-    const offer = selectOffer([record('1.1.0'), record('2.0.0'), record('0.9.0')], device);
+    const offer = selectOffer([record('1.1.0'), record('2.0.0'), record('0.9.0')], device, nowMs);
     expect(offer?.version).toBe('2.0.0');
   });
 
   it('skips revoked and other channels', () => {
-    const offer = selectOffer([record('3.0.0', { revoked: true }), record('2.5.0', { channel: 'beta' }), record('1.2.0')], device);
+    const offer = selectOffer([record('3.0.0', { revoked: true }), record('2.5.0', { channel: 'beta' }), record('1.2.0')], device, nowMs);
     expect(offer?.version).toBe('1.2.0');
   });
 
   it('pre-release below its release', () => {
-    expect(selectOffer([record('1.0.0-rc.1')], device)).toBeUndefined();
+    expect(selectOffer([record('1.0.0-rc.1')], device, nowMs)).toBeUndefined();
   });
 
   it('nothing at same version', () => {
-    expect(selectOffer([record('1.0.0')], device)).toBeUndefined();
+    expect(selectOffer([record('1.0.0')], device, nowMs)).toBeUndefined();
   });
 
   it('rollout follows the cohort', () => {
     const cohort = rolloutCohort('pico-001', '2.0.0');
-    expect(selectOffer([record('2.0.0', { rollout: cohort })], device)).toBeUndefined();
-    expect(selectOffer([record('2.0.0', { rollout: cohort + 1 })], device)?.version).toBe('2.0.0');
+    expect(selectOffer([record('2.0.0', { rollout: cohort })], device, nowMs)).toBeUndefined();
+    expect(selectOffer([record('2.0.0', { rollout: cohort + 1 })], device, nowMs)?.version).toBe('2.0.0');
   });
 });
 

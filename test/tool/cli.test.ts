@@ -164,7 +164,7 @@ describe('option rules', () => {
 });
 
 describe('help', () => {
-  const commands = [['keygen'], ['publish'], ['releases'], ['devices'], ['events'], ['revoke'], ['rollout'], ['check'], ['download'], ['device', 'add'], ['unpack']];
+  const commands = [['keygen'], ['publish'], ['releases'], ['devices'], ['events'], ['revoke'], ['rollout'], ['schedule'], ['check'], ['download'], ['device', 'add'], ['unpack']];
   for (const command of commands) {
     it(`documents ${command.join(' ')}`, async () => {
       const result = await runTool([...command, '--help']);

@@ -1,4 +1,4 @@
-// ota-tool: the command line of release engineers (keys, publish, rollout, revoke)
+// ota-tool: the command line of release engineers (keys, publish, rollout, schedule, revoke)
 // and of people debugging devices (check, download, device configuration, unpack).
 // bin/ota-tool.js runs it; tests call run() in-process.
 import { realpathSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { publish, type PublishArgs } from './publish.ts';
 import { releases } from './releases.ts';
 import { revoke, type RevokeArgs } from './revoke.ts';
 import { rollout, type RolloutArgs } from './rollout.ts';
+import { schedule, type ScheduleArgs } from './schedule.ts';
 import { unpack, type UnpackArgs } from './unpack.ts';
 import type { AdminArgs } from './admin-client.ts';
 import type { CommonArgs } from './io.ts';
@@ -71,6 +72,7 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
               encoding: 'encoding',
               'name-as': 'nameAs',
               'allow-empty': 'allowEmpty',
+              'start-at': 'startAt',
               ...ADMIN_FLAGS,
             },
             ['version', 'key'],
@@ -103,6 +105,16 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
         .options(pick(ADMIN_FLAGS))
         .example(EXAMPLES.rollout ?? '', ''),
     handle<RolloutArgs>(rollout),
+  );
+  parser.command(
+    'schedule <version>',
+    'Set or clear the instant from which a release is offered',
+    (y) =>
+      y
+        .positional('version', { type: 'string', describe: 'Release version' })
+        .options(pick({ at: 'at', now: 'now', ...ADMIN_FLAGS }))
+        .example(EXAMPLES.schedule ?? '', ''),
+    handle<ScheduleArgs>(schedule),
   );
   parser.command(
     'check',

@@ -6,6 +6,7 @@ import { DEFAULT_ADMIN_SERVER } from './admin-client.ts';
 import { parseCoapUri, szxOf } from './coap-client.ts';
 import { parseServer } from './device-add.ts';
 import { CliError, versionProblem } from './io.ts';
+import { resolveStartTime } from './schedule.ts';
 
 export const OPTIONS = {
   json: { type: 'boolean', default: false, describe: 'Print one JSON object for scripts instead of text' },
@@ -17,6 +18,13 @@ export const OPTIONS = {
   rollout: { type: 'string', default: '100', describe: 'Percentage of devices (0..100) offered the release', requiresArg: true },
   allowEmpty: { type: 'boolean', default: false, describe: 'Publish files of 0 bytes, which are rejected otherwise' },
   encoding: { choices: ['auto', 'raw', 'deflate'], default: 'auto', describe: 'Payload encoding; auto deflates when that makes it smaller' },
+  startAt: {
+    type: 'string',
+    describe: 'Offer the release from this instant on: ISO 8601 with Z or an offset (2026-12-05T02:00:00Z), or +N followed by s, m, h or d from now (+2h)',
+    requiresArg: true,
+  },
+  at: { type: 'string', describe: 'New start time: ISO 8601 with Z or an offset (2026-12-05T02:00:00Z), or +N followed by s, m, h or d from now (+2h)', requiresArg: true },
+  now: { type: 'boolean', describe: 'Clear the start time, so the release is offered from now on' },
   nameAs: { type: 'string', describe: 'Name of the single file inside the bundle, such as app.py', requiresArg: true },
   adminServer: { type: 'string', default: DEFAULT_ADMIN_SERVER, describe: 'Admin API base URL of ota-server', requiresArg: true },
   token: { type: 'string', describe: 'Admin token (default: $OTA_ADMIN_TOKEN)', requiresArg: true },
@@ -87,6 +95,7 @@ export const EXAMPLES: Record<string, string> = {
   events: 'ota-tool events --device pico-001 --limit 20',
   revoke: 'ota-tool revoke 1.2.0 --token-file /var/lib/ota-server/admin-token',
   rollout: 'ota-tool rollout 1.2.0 25 --token-file /var/lib/ota-server/admin-token',
+  schedule: 'ota-tool schedule 1.2.0 --at 2026-12-05T02:00:00Z --token-file /var/lib/ota-server/admin-token',
   check: 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub',
   download: 'ota-tool download coap://127.0.0.1:5683/d/3f2a9c01b7e4 --out image.bin --block-size 512',
   'device add': 'ota-tool device add pico-001 --server ota.example.net:5683 --apn iot.example --public-key release.key.pub',
@@ -125,6 +134,14 @@ function checkCoapUri(command: string, flag: string, value: string): void {
     const example = hasScheme ? EXAMPLES[command] : EXAMPLES[command]?.replace(/coap:\/\/\S+/, `coap://${value}`);
     throw new CliError(`${flag} ${(error as Error).message}`, example, 'USAGE');
   }
+}
+
+/** Replaces a start time flag's text with the UTC instant it names, so the command sends an absolute time. */
+function setStartTime(command: string, argv: Record<string, unknown>, flag: string, alias: string): void {
+  const resolved = resolveStartTime(String(argv[flag]), Date.now());
+  if (!resolved.ok) fail(command, `--${flag} ${resolved.problem}`);
+  argv[flag] = resolved.iso;
+  argv[alias] = resolved.iso;
 }
 
 function checkVersion(command: string, flag: string, value: unknown): void {
@@ -171,8 +188,15 @@ export function validateArgs(argv: Record<string, unknown> & { _: (string | numb
       checkVersion(command, '--version', argv.version);
       checkChannel(command, argv.channel);
       checkPercent(command, '--rollout', argv.rollout);
+      if (argv['start-at'] !== undefined) setStartTime(command, argv, 'start-at', 'startAt');
       break;
     }
+    case 'schedule':
+      checkVersion(command, '<version>', argv.version);
+      if (argv.at !== undefined && argv.now === true) fail(command, '--at sets the start time and --now clears it; pass only one');
+      if (argv.at === undefined && argv.now !== true) fail(command, 'pass --at <instant> to set the start time or --now to clear it');
+      if (argv.at !== undefined) setStartTime(command, argv, 'at', 'at');
+      break;
     case 'rollout':
       checkPercent(command, '<percent>', argv.percent);
       checkVersion(command, '<version>', argv.version);

@@ -29,6 +29,8 @@ export interface PublishArgs extends CommonArgs, AdminArgs {
   encoding: 'auto' | EncodingName;
   nameAs?: string;
   allowEmpty: boolean;
+  /** Start time as an absolute UTC instant, because validateArgs resolves forms such as +2h. */
+  startAt?: string;
 }
 
 export interface EncodedPayload {
@@ -108,6 +110,7 @@ export async function publish(args: PublishArgs, io: CliIo): Promise<void> {
       sha256: digest.toString('hex'),
       signature: signature.toString('hex'),
       payload: payload.toString('base64'),
+      ...(args.startAt === undefined ? {} : { startAt: args.startAt }),
     });
   } catch (error) {
     throw explainPublishFailure(error, args);
@@ -117,7 +120,9 @@ export async function publish(args: PublishArgs, io: CliIo): Promise<void> {
     io,
     args,
     { ...release, bundleSize: bundle.length },
-    `published ${release.version} on channel ${release.channel}: ${encoding}, ${payload.length} bytes sent (bundle ${bundle.length} bytes)\n${formatRelease(release)}`,
+    `published ${release.version} on channel ${release.channel}: ${encoding}, ${payload.length} bytes sent (bundle ${bundle.length} bytes)${
+      release.startAt ? `; offered from ${release.startAt}` : ''
+    }\n${formatRelease(release)}`,
   );
 }
 

@@ -16,9 +16,11 @@ export interface Release {
   path: string;
   revoked: boolean;
   publishedAt: string;
+  /** UTC instant from which the release is offered, or null when it is offered since publication. */
+  startAt: string | null;
 }
 
-const COLUMNS = ['version', 'channel', 'rollout', 'encoding', 'size', 'revoked', 'path', 'published', 'notes'];
+const COLUMNS = ['version', 'channel', 'rollout', 'encoding', 'size', 'revoked', 'path', 'published', 'starts', 'notes'];
 
 function releaseRow(release: Release): string[] {
   return [
@@ -30,6 +32,7 @@ function releaseRow(release: Release): string[] {
     release.revoked ? 'yes' : 'no',
     release.path,
     release.publishedAt,
+    release.startAt ?? '-',
     release.notes ?? '',
   ];
 }
