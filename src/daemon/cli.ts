@@ -17,6 +17,7 @@ export interface CliOptions {
   logLevel: LogLevel;
   adminToken?: string;
   publicKeyPem?: string;
+  knownDevicesOnly: boolean;
 }
 
 /** Thrown for an invalid option; main.ts prints it and exits with status 2. */
@@ -37,6 +38,10 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'lowest pino level written to stdout (env OTA_LOG_LEVEL)' },
       'admin-token': { type: 'string', describe: 'bearer token of the admin API; default: read or create <data-dir>/admin-token, mode 0600 (env OTA_ADMIN_TOKEN)' },
       'public-key': { type: 'string', describe: 'PEM file of the Ed25519 public key; publishes whose signature does not verify are rejected (env OTA_PUBLIC_KEY)' },
+      'known-devices-only': {
+        type: 'string',
+        describe: 'answer checks and reports only from registered device ids, others get 4.03; true or false, default false (env OTA_KNOWN_DEVICES_ONLY)',
+      },
     })
     .check((args) => {
       for (const name of OPTION_NAMES) checkGivenOnce(name, args[name]);
@@ -44,6 +49,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       parsePort('--admin-port', args['admin-port'], '--admin-port 3000');
       if (args.bind !== undefined) checkAddress('--bind', args.bind, '--bind 0.0.0.0 or --bind ::');
       checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
+      parseKnownDevicesOnly(argv, args['known-devices-only']);
       if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
       if (args['admin-token'] !== undefined && args['admin-token'].length < 16) {
         throw new UsageError('--admin-token must be at least 16 characters; example: --admin-token "$(openssl rand -hex 32)"');
@@ -66,6 +72,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
     adminBind: args['admin-bind'],
     dataDir: args['data-dir'],
     logLevel: args['log-level'] as LogLevel,
+    knownDevicesOnly: parseKnownDevicesOnly(argv, args['known-devices-only']),
   };
   if (args.bind !== undefined) options.bind = args.bind;
   if (args['admin-token'] !== undefined) options.adminToken = args['admin-token'];
@@ -74,7 +81,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
 }
 
 /** Options of the table. yargs turns an option given twice into an array of its values. */
-const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key'] as const;
+const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key', 'known-devices-only'] as const;
 
 function checkGivenOnce(name: string, value: unknown): void {
   if (Array.isArray(value)) {
@@ -95,6 +102,22 @@ function parsePort(flag: string, value: unknown, example: string): number {
     throw new UsageError(`${flag} must be a decimal integer 0..65535 (0 picks a free port), got "${text}"; example: ${example}`);
   }
   return port;
+}
+
+/**
+ * Parses --known-devices-only: the bare flag, "true" or "false". The option is
+ * declared as a string because yargs' boolean type reads "yes" and "1" as false, which
+ * would turn the policy off without a word. A bare flag arrives as "", so an empty value
+ * counts as true only when it came from the command line, and an empty
+ * OTA_KNOWN_DEVICES_ONLY is rejected like any other empty variable.
+ */
+function parseKnownDevicesOnly(argv: string[], value: unknown): boolean {
+  if (value === undefined) return false;
+  const text = String(value);
+  const bareFlag = argv.includes('--known-devices-only');
+  if (text === 'true' || (text === '' && bareFlag)) return true;
+  if (text === 'false') return false;
+  throw new UsageError(`--known-devices-only must be true or false, got "${text}"; example: --known-devices-only or OTA_KNOWN_DEVICES_ONLY=true`);
 }
 
 function checkAddress(flag: string, value: string, example: string): void {
