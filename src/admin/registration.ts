@@ -8,7 +8,7 @@ import { AdminError } from './errors.ts';
 import { rejectUnknownFields } from './publish.ts';
 import type { RouteContext, RouteResult } from './routes.ts';
 
-/** Longest label in UTF-8 bytes: enough for a location and an owner, short enough for a table cell. */
+/** Maximum label length in UTF-8 bytes: enough for a location and an owner, short enough for a table cell. */
 export const MAX_LABEL_BYTES = 200;
 const REGISTRATION_FIELDS = ['channel', 'label'];
 /** C0 controls and DEL would break the one-line tables of ota-tool and the log lines. */

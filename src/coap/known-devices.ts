@@ -1,6 +1,6 @@
-// The --known-devices-only policy of the CoAP side: checks and reports from a device
-// id without a registration get 4.03 Forbidden and leave no trace in storage, and the
-// rejections are logged with a throttle so a looping device cannot flood the log.
+// The --known-devices-only policy of the CoAP side. Checks and reports from a device
+// id without a registration get 4.03 Forbidden and leave no trace in storage. The
+// rejections are logged with a throttle, so a looping device cannot flood the log.
 // Image blocks are not gated, because they are content-addressed, signed and public.
 import type pino from 'pino';
 import { CoapError } from '../errors.ts';

@@ -56,9 +56,9 @@ export interface DeviceRecord {
 
 /**
  * An operator's registration of a device as part of the fleet. It lives in its own
- * sublevel, apart from the DeviceRecord that every check and report rewrites, so
- * those writes cannot drop it, removing it leaves the device's record and events in
- * place, and a device can be registered before it ever checks in.
+ * sublevel, apart from the DeviceRecord that every check and report rewrites, so those
+ * writes cannot drop it. Removing it leaves the device's record and events in place,
+ * and a device can be registered before it ever checks in.
  */
 export interface RegistrationRecord {
   id: string;

@@ -1,6 +1,6 @@
 // ota-tool device add with an admin token, device remove and the devices listing,
 // against the real daemon process: registration on the server, the config file
-// written only after the device is registered, and failures that say so.
+// written only after the device is registered, and failures that name the cause.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
