@@ -62,6 +62,7 @@ export interface DeviceRecord {
  */
 export interface RegistrationRecord {
   id: string;
+  /** NOTE: informational only; offers follow the channel the device sends in its check. */
   channel: string;
   label: string;
   registeredAt: string /* ISO */;
