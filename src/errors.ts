@@ -10,6 +10,7 @@ export const CoapCode = {
   valid: '2.03',
   badRequest: '4.00',
   badOption: '4.02',
+  forbidden: '4.03',
   notFound: '4.04',
   methodNotAllowed: '4.05',
   notAcceptable: '4.06',
@@ -88,6 +89,10 @@ export const ERROR_CATALOGUE = {
   BLOCK_OUT_OF_RANGE: {
     coapCode: CoapCode.badOption,
     message: (num, lastNum, blockSize) => `Block2 NUM ${num} is past the last block ${lastNum} at ${blockSize} bytes per block`,
+  },
+  DEVICE_NOT_REGISTERED: {
+    coapCode: CoapCode.forbidden,
+    message: (id) => `device ${id} is not registered on this server; register it with ota-tool device add ${id} --token-file <admin-token>`,
   },
   RESOURCE_NOT_FOUND: {
     coapCode: CoapCode.notFound,

@@ -90,6 +90,8 @@ async function refresh() {
     ], (r) => (r.revoked ? 'revoked' : ''));
     fill('devices', devices.devices, [
       { value: (d) => d.id },
+      { value: (d) => (d.registered ? 'yes' : 'no') },
+      { value: (d) => d.label },
       { value: (d) => d.version },
       { value: (d) => d.channel },
       { value: (d) => d.lastSeen },
@@ -136,7 +138,7 @@ export const dashboardHtml = `<!doctype html>
 <h2>Releases</h2>
 ${table('releases', ['Version', 'Channel', 'Rollout', 'Revoked', 'Size', 'Encoding', 'Published', 'Starts', 'Notes'])}
 <h2>Devices</h2>
-${table('devices', ['Device', 'Version', 'Channel', 'Last seen', 'Status', 'Last report', 'Address'])}
+${table('devices', ['Device', 'Registered', 'Label', 'Version', 'Channel', 'Last seen', 'Status', 'Last report', 'Address'])}
 <h2>Recent events</h2>
 ${table('events', ['Time', 'Type', 'Device', 'Version', 'Outcome', 'Detail'])}
 <script>${SCRIPT}</script>

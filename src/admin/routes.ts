@@ -10,6 +10,7 @@ import { StoreError, type DeviceRecord, type EventRecord, type ReleasePatch, typ
 import { readJsonObject } from './body.ts';
 import { AdminError } from './errors.ts';
 import { checkRollout, checkStartAt, rejectUnknownFields, validatePublish } from './publish.ts';
+import { deviceView, mergeDevices } from './registration.ts';
 import { compareVersions, parseSemVer } from '../releases/semver.ts';
 
 export const DEFAULT_EVENT_LIMIT = 100;
@@ -53,16 +54,6 @@ export interface ReleaseView {
   startAt: string | null;
 }
 
-export interface DeviceView {
-  id: string;
-  channel: string;
-  version: string;
-  lastSeen: string;
-  address: string;
-  status: string;
-  lastReport: DeviceRecord['lastReport'] | null;
-}
-
 export function releaseView(record: ReleaseRecord): ReleaseView {
   return {
     version: record.version,
@@ -77,18 +68,6 @@ export function releaseView(record: ReleaseRecord): ReleaseView {
     revoked: record.revoked,
     publishedAt: record.publishedAt,
     startAt: record.startAt ?? null,
-  };
-}
-
-export function deviceView(record: DeviceRecord): DeviceView {
-  return {
-    id: record.id,
-    channel: record.channel,
-    version: record.version,
-    lastSeen: record.lastSeen,
-    address: record.address,
-    status: record.status,
-    lastReport: record.lastReport ?? null,
   };
 }
 
@@ -196,15 +175,17 @@ export async function patchRelease(ctx: RouteContext): Promise<RouteResult> {
 }
 
 export async function listDevices(ctx: RouteContext): Promise<RouteResult> {
-  const devices = await ctx.store.listDevices();
-  return { status: 200, body: { devices: devices.map(deviceView) } };
+  const [devices, registrations] = await Promise.all([ctx.store.listDevices(), ctx.store.listRegistrations()]);
+  return { status: 200, body: { devices: mergeDevices(devices, registrations) } };
 }
 
 export async function getDevice(ctx: RouteContext): Promise<RouteResult> {
   const id = ctx.params[0]!;
-  const record = await ctx.store.getDevice(id);
-  if (!record) throw new AdminError('DEVICE_NOT_FOUND', `device "${id}" is not known; GET /api/devices lists the devices that checked in`);
-  return { status: 200, body: deviceView(record) };
+  const [record, registration] = await Promise.all([ctx.store.getDevice(id), ctx.store.getRegistration(id)]);
+  if (!record && !registration) {
+    throw new AdminError('DEVICE_NOT_FOUND', `device "${id}" is not known; GET /api/devices lists the devices that checked in or are registered`);
+  }
+  return { status: 200, body: deviceView(record, registration) };
 }
 
 export async function listEvents(ctx: RouteContext): Promise<RouteResult> {

@@ -10,6 +10,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { dashboardHeaders, dashboardHtml } from './dashboard.ts';
 import { AdminError } from './errors.ts';
 import { loadPublicKey } from './publish.ts';
+import * as registration from './registration.ts';
 import * as routes from './routes.ts';
 import type { RouteContext, RouteResult } from './routes.ts';
 
@@ -25,7 +26,7 @@ export interface AdminServerOptions {
 }
 
 interface Route {
-  method: 'GET' | 'POST' | 'PATCH';
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
   /** Matched against the raw path. Each capture group, percent-decoded, becomes one of ctx.params. */
   pattern: RegExp;
   /** Mutations need the bearer token. */
@@ -42,6 +43,9 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: /^\/api\/releases\/([^/]+)\/revoke$/, auth: true, handler: routes.revokeRelease },
   { method: 'GET', pattern: /^\/api\/devices$/, auth: false, handler: routes.listDevices },
   { method: 'GET', pattern: /^\/api\/devices\/([^/]+)$/, auth: false, handler: routes.getDevice },
+  { method: 'GET', pattern: /^\/api\/devices\/([^/]+)\/registration$/, auth: false, handler: registration.getRegistration },
+  { method: 'PUT', pattern: /^\/api\/devices\/([^/]+)\/registration$/, auth: true, handler: registration.putRegistration },
+  { method: 'DELETE', pattern: /^\/api\/devices\/([^/]+)\/registration$/, auth: true, handler: registration.deleteRegistration },
   { method: 'GET', pattern: /^\/api\/events$/, auth: false, handler: routes.listEvents },
   // Paths of the earlier HTTP/JSON server, kept so its scripts keep working.
   { method: 'GET', pattern: /^\/devices$/, auth: false, handler: routes.listDevices },

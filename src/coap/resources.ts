@@ -20,6 +20,7 @@ import {
 } from '../protocol/constants.ts';
 import { hasStarted, msUntilNextStart, selectOffer } from '../releases/select.ts';
 import type { DeviceRecord, ReleaseRecord, Store } from '../storage/store.ts';
+import type { KnownDevicesGate } from './known-devices.ts';
 import { bufferBlockReply, imageBlockReply, imageIdentity, lastBlockNum, parseBlock2 } from './blocks.ts';
 import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
 import { linkFormat, type LinkFilter } from './link-format.ts';
@@ -44,6 +45,8 @@ export interface ResourceContext {
   address: string;
   /** True when the logger writes debug lines. */
   debug: boolean;
+  /** Set with --known-devices-only: checks and reports of unregistered ids are rejected. */
+  knownDevices?: KnownDevicesGate | undefined;
 }
 
 const METHOD_NAMES: Record<string, string> = { '0.01': 'GET', '0.02': 'POST', '0.03': 'PUT', '0.04': 'DELETE', '0.05': 'FETCH' };
@@ -85,6 +88,8 @@ function requireMethod(path: string, method: string, allowed: string[]): void {
 async function check(datagram: Datagram, method: string, ctx: ResourceContext): Promise<Reply> {
   const format = negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = method === 'POST' ? parseCheckBody(requireCborBody(datagram)) : parseCheckQuery(uriQuery(datagram));
+  const rejection = await ctx.knownDevices?.reject(request.deviceId, ctx.address, PATH_CHECK);
+  if (rejection) return rejection;
   // NOTE: start times are compared with this host's wall clock, so a clock that is off shifts every start by as much.
   const nowMs = Date.now();
   const releases = ctx.store.releasesSnapshot();
@@ -176,6 +181,8 @@ function manifestJson(offer: ReleaseRecord | undefined): object {
 async function report(datagram: Datagram, ctx: ResourceContext): Promise<Reply> {
   negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = parseReportBody(requireCborBody(datagram));
+  const rejection = await ctx.knownDevices?.reject(request.deviceId, ctx.address, PATH_REPORT);
+  if (rejection) return rejection;
   const now = new Date().toISOString();
   const previous = await ctx.store.getDevice(request.deviceId);
   const lastReport = { outcome: request.outcome, target: request.target, time: now, ...(request.detail === undefined ? {} : { detail: request.detail }) };

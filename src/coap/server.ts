@@ -17,6 +17,7 @@ import type { Store } from '../storage/store.ts';
 import { PATH_DOWNLOAD } from '../protocol/constants.ts';
 import { MessageType, OptionNumber, encodeMessageParts, parseDatagram, resetFor, type Datagram } from './datagram.ts';
 import { OPTION_NAMES, type Reply } from './reply.ts';
+import { KnownDevicesGate } from './known-devices.ts';
 import { handleRequest, type ResourceContext } from './resources.ts';
 
 /**
@@ -34,6 +35,8 @@ export interface CoapServiceOptions {
   port: number;
   /** IPv4 or IPv6 address; "::" accepts IPv4 too where the system allows dual-stack sockets. */
   bind: string;
+  /** Rejects checks and reports from device ids without a registration (4.03). */
+  knownDevicesOnly?: boolean;
 }
 
 export interface CoapService {
@@ -69,6 +72,7 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
   let pending: PendingRequest | undefined;
   // pino fixes a logger's level at creation, so this is read once.
   const debug = logger.isLevelEnabled('debug');
+  const knownDevices = options.knownDevicesOnly ? new KnownDevicesGate(store, logger) : undefined;
   let closing = false;
 
   const send = (buffer: Buffer, rsinfo: AddressInfo) => socket.send(buffer, rsinfo.port, rsinfo.address);
@@ -137,7 +141,7 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
     }
     const address = `${rsinfo.address}:${rsinfo.port}`;
     const work = Promise.resolve()
-      .then(() => handleRequest(current.datagram, { store, logger: log, address, debug }))
+      .then(() => handleRequest(current.datagram, { store, logger: log, address, debug, knownDevices }))
       .catch((err: unknown) => rejectionReply(err, log))
       .then((reply) => {
         writeReply(res, reply, log);

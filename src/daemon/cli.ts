@@ -19,6 +19,7 @@ export interface CliOptions {
   adminToken?: string;
   publicKeyPem?: string;
   eventRetentionDays: number;
+  knownDevicesOnly: boolean;
 }
 
 /** Maximum event retention: 100 years. A larger value is more likely a typo than a policy. */
@@ -48,6 +49,10 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
         requiresArg: true,
         describe: 'days an event (check, download, report, release change) is kept; older ones are deleted at start and hourly; 0 keeps every event (env OTA_EVENT_RETENTION_DAYS)',
       },
+      'known-devices-only': {
+        type: 'string',
+        describe: 'answer checks and reports only from registered device ids, others get 4.03; true or false, default false (env OTA_KNOWN_DEVICES_ONLY)',
+      },
     })
     .check((args) => {
       for (const name of OPTION_NAMES) checkGivenOnce(name, args[name]);
@@ -56,6 +61,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       if (args.bind !== undefined) checkAddress('--bind', args.bind, '--bind 0.0.0.0 or --bind ::');
       checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
       parseRetentionDays(args['event-retention-days']);
+      parseKnownDevicesOnly(argv, args['known-devices-only']);
       if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
       if (args['admin-token'] !== undefined && args['admin-token'].length < 16) {
         throw new UsageError('--admin-token must be at least 16 characters; example: --admin-token "$(openssl rand -hex 32)"');
@@ -79,6 +85,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
     dataDir: args['data-dir'],
     logLevel: args['log-level'] as LogLevel,
     eventRetentionDays: parseRetentionDays(args['event-retention-days']),
+    knownDevicesOnly: parseKnownDevicesOnly(argv, args['known-devices-only']),
   };
   if (args.bind !== undefined) options.bind = args.bind;
   if (args['admin-token'] !== undefined) options.adminToken = args['admin-token'];
@@ -87,7 +94,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
 }
 
 /** Options of the table. yargs turns an option given twice into an array of its values. */
-const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key', 'event-retention-days'] as const;
+const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key', 'event-retention-days', 'known-devices-only'] as const;
 
 function checkGivenOnce(name: string, value: unknown): void {
   if (Array.isArray(value)) {
@@ -119,6 +126,22 @@ function parseRetentionDays(value: unknown): number {
     );
   }
   return days;
+}
+
+/**
+ * Parses --known-devices-only: the bare flag, "true" or "false". The option is
+ * declared as a string because yargs' boolean type reads "yes" and "1" as false, which
+ * would turn the policy off without a word. A bare flag arrives as "", so an empty value
+ * counts as true only when it came from the command line, and an empty
+ * OTA_KNOWN_DEVICES_ONLY is rejected like any other empty variable.
+ */
+function parseKnownDevicesOnly(argv: string[], value: unknown): boolean {
+  if (value === undefined) return false;
+  const text = String(value);
+  const bareFlag = argv.includes('--known-devices-only');
+  if (text === 'true' || (text === '' && bareFlag)) return true;
+  if (text === 'false') return false;
+  throw new UsageError(`--known-devices-only must be true or false, got "${text}"; example: --known-devices-only or OTA_KNOWN_DEVICES_ONLY=true`);
 }
 
 function checkAddress(flag: string, value: string, example: string): void {

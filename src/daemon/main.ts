@@ -54,6 +54,7 @@ async function main(): Promise<number> {
       ...(options.bind === undefined ? {} : { bind: options.bind }),
       ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
       ...(options.publicKeyPem === undefined ? {} : { publicKeyPem: options.publicKeyPem }),
+      knownDevicesOnly: options.knownDevicesOnly,
     });
   } catch (err) {
     logger.fatal({ err, dataDir: options.dataDir }, 'start-up failed');

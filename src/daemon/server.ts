@@ -33,6 +33,8 @@ export interface ServerOptions {
   publicKeyPem?: string;
   /** Days an event is kept; 0 keeps every event. Default DEFAULT_EVENT_RETENTION_DAYS. */
   eventRetentionDays?: number;
+  /** Rejects checks and reports from device ids that are not registered. */
+  knownDevicesOnly?: boolean;
 }
 
 export interface RunningServer {
@@ -59,7 +61,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   try {
     const token = await resolveAdminToken(options.dataDir, options.adminToken, logger);
     const coapPort = options.coapPort ?? DEFAULT_COAP_PORT;
-    coap = await startCoap(store, logger, coapPort, options.bind).catch((err: unknown) => {
+    coap = await startCoap(store, logger, coapPort, options.bind, options.knownDevicesOnly ?? false).catch((err: unknown) => {
       throw explainListenError(err, '--coap-port', coapPort, 'UDP');
     });
     admin = createAdminServer({
@@ -82,7 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const coapService = coap;
   const adminServer = admin;
   const adminPort = (adminServer.address() as AddressInfo).port;
-  logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort }, 'listening');
+  logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort, knownDevicesOnly: options.knownDevicesOnly ?? false }, 'listening');
   const retention = startEventRetention(store, logger.child({ component: 'storage' }), options.eventRetentionDays ?? DEFAULT_EVENT_RETENTION_DAYS);
 
   let closing: Promise<void> | undefined;
@@ -127,16 +129,16 @@ function explainListenError(err: unknown, flag: string, port: number, protocol: 
 }
 
 /** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
-async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined): Promise<CoapService> {
+async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined, knownDevicesOnly: boolean): Promise<CoapService> {
   const coapLogger = logger.child({ component: 'coap' });
-  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind });
+  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind, knownDevicesOnly });
   try {
-    return await startCoapService({ store, logger: coapLogger, port, bind: '::' });
+    return await startCoapService({ store, logger: coapLogger, port, bind: '::', knownDevicesOnly });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EPROTONOSUPPORT') throw err;
     logger.warn({ err }, 'IPv6 is not available; CoAP listens on 0.0.0.0 only');
-    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0' });
+    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0', knownDevicesOnly });
   }
 }
 

@@ -7,6 +7,7 @@
 //   download!<download id>         -> version that owns the payload
 //   chunk!<sha256 hex>/<index hex8> -> 1024 bytes of payload (the last one shorter)
 //   device!<device id>             -> DeviceRecord (JSON)
+//   registration!<device id>       -> RegistrationRecord (JSON)
 //   event!<sequence, 16 digits>    -> EventRecord (JSON)
 //   device-event!<device id>/<seq> -> "" (index for per-device event queries)
 import { createHash } from 'node:crypto';
@@ -69,9 +70,23 @@ export interface DeviceRecord {
   lastReport?: { outcome: string; target: string; detail?: string; time: string };
 }
 
+/**
+ * An operator's registration of a device as part of the fleet. It lives in its own
+ * sublevel, apart from the DeviceRecord that every check and report rewrites, so those
+ * writes cannot drop it. Removing it leaves the device's record and events in place,
+ * and a device can be registered before it ever checks in.
+ */
+export interface RegistrationRecord {
+  id: string;
+  /** NOTE: informational only; offers follow the channel the device sends in its check. */
+  channel: string;
+  label: string;
+  registeredAt: string /* ISO */;
+}
+
 export interface EventRecord {
   time: string;
-  type: 'check' | 'offer' | 'download-started' | 'download-finished' | 'report' | 'publish' | 'revoke' | 'rollout' | 'schedule';
+  type: 'check' | 'offer' | 'download-started' | 'download-finished' | 'report' | 'publish' | 'revoke' | 'rollout' | 'schedule' | 'register' | 'unregister';
   device?: string;
   version?: string;
   outcome?: string;
@@ -98,6 +113,7 @@ export class Store {
   private readonly downloads;
   private readonly chunks;
   private readonly devices;
+  private readonly registrations;
   private readonly events;
   private readonly deviceEvents;
   private readonly logger: pino.Logger | undefined;
@@ -118,6 +134,7 @@ export class Store {
     this.downloads = db.sublevel<string, string>('download', { valueEncoding: 'utf8' });
     this.chunks = db.sublevel<string, Buffer>('chunk', { valueEncoding: 'buffer' });
     this.devices = db.sublevel<string, DeviceRecord>('device', { valueEncoding: 'json' });
+    this.registrations = db.sublevel<string, RegistrationRecord>('registration', { valueEncoding: 'json' });
     this.events = db.sublevel<string, EventRecord>('event', { valueEncoding: 'json' });
     this.deviceEvents = db.sublevel<string, string>('device-event', { valueEncoding: 'utf8' });
   }
@@ -283,14 +300,49 @@ export class Store {
     await this.devices.put(record.id, record);
   }
 
+  async getRegistration(id: string): Promise<RegistrationRecord | undefined> {
+    this.assertOpen();
+    return this.registrations.get(id);
+  }
+
+  async listRegistrations(): Promise<RegistrationRecord[]> {
+    this.assertOpen();
+    return this.registrations.values().all();
+  }
+
+  /** Stores a registration and its `register` event in one atomic batch. */
+  async putRegistration(record: RegistrationRecord, event: EventRecord): Promise<void> {
+    this.assertOpen();
+    const batch = this.db.batch();
+    batch.put(record.id, record, { sublevel: this.registrations });
+    this.addEvent(batch, event);
+    await batch.write();
+  }
+
+  /**
+   * Deletes a registration and appends its `unregister` event in one atomic batch. The
+   * device record and its events stay.
+   */
+  async deleteRegistration(id: string, event: EventRecord): Promise<void> {
+    this.assertOpen();
+    const batch = this.db.batch();
+    batch.del(id, { sublevel: this.registrations });
+    this.addEvent(batch, event);
+    await batch.write();
+  }
+
   /** Appends an event under the next sequence number; keys sort in append order. */
   async appendEvent(event: EventRecord): Promise<void> {
     this.assertOpen();
-    const sequence = String(this.nextSequence++).padStart(SEQUENCE_DIGITS, '0');
     const batch = this.db.batch();
+    this.addEvent(batch, event);
+    await batch.write();
+  }
+
+  private addEvent(batch: ReturnType<Db['batch']>, event: EventRecord): void {
+    const sequence = String(this.nextSequence++).padStart(SEQUENCE_DIGITS, '0');
     batch.put(sequence, event, { sublevel: this.events });
     if (event.device !== undefined) batch.put(`${event.device}/${sequence}`, '', { sublevel: this.deviceEvents });
-    await batch.write();
   }
 
   /** Returns events newest first; limit defaults to 100 and is capped at 10000. */

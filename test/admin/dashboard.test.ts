@@ -83,7 +83,7 @@ describe('dashboard page', () => {
 
     const dom = await dumpDom(`${admin.baseUrl}/`);
     expect(dom).toContain('<td>2.4.1</td>');
-    expect(dom).toContain('<td>pico-dash-7</td>');
+    expect(dom).toContain('<td>pico-dash-7</td><td>no</td><td></td>');
     expect(dom).toContain('40%');
     expect(dom).toContain('<th>Starts</th>');
     expect(dom).toContain('<td>2099-06-01T02:00:00.000Z</td>');
@@ -115,6 +115,20 @@ describe('dashboard page', () => {
     expect(dom).toContain('&lt;b id="injected-status"&gt;bold&lt;/b&gt;');
     expect(dom).toContain('&lt;img id="injected-img" src="x"&gt;');
     expect(dom).toContain('&lt;script id="injected-script"&gt;x&lt;/script&gt;');
+  });
+
+  test.skipIf(!chromium)('chromium shows registration and label', async () => {
+    admin = await startAdmin();
+    // The label is free text, so it also carries markup that must stay text.
+    const label = '<i id="injected-label">shed</i> 4';
+    const registered = await call(admin.baseUrl, 'PUT', '/api/devices/pico-reg-1/registration', { body: { label } });
+    expect(registered.status).toBe(201);
+
+    const dom = await dumpDom(`${admin.baseUrl}/`);
+    expect(dom).toContain('<td>pico-reg-1</td><td>yes</td><td>&lt;i id="injected-label"&gt;shed&lt;/i&gt; 4</td>');
+    expect(dom).not.toContain('<i id="injected-label"');
+    expect(dom).toContain('<td>not-seen</td>');
+    expect(dom).toContain('<td>register</td>');
   });
 });
 

@@ -36,8 +36,9 @@ describe('devices', () => {
     const response = await call(admin.baseUrl, 'GET', '/api/devices', { token: null });
     expect(response.status).toBe(200);
     const byId = new Map(response.body.devices.map((d: DeviceRecord) => [d.id, d]));
-    expect(byId.get('pico-001')).toEqual(pico1);
-    expect(byId.get('pico-002')).toEqual({ ...pico2, lastReport: null });
+    const unregistered = { registered: false, label: null, registeredAt: null };
+    expect(byId.get('pico-001')).toEqual({ ...pico1, ...unregistered });
+    expect(byId.get('pico-002')).toEqual({ ...pico2, lastReport: null, ...unregistered });
   });
 
   test('devices alias equals list', async () => {

@@ -65,6 +65,20 @@ describe('cli option values', () => {
     expect(await usageErrorOf([], { OTA_COAP_PORT: 'abc' })).toContain('got "abc"');
   });
 
+  it('known devices only switch', async () => {
+    expect((await parseCli([]))?.knownDevicesOnly).toBe(false);
+    expect((await parseCli(['--known-devices-only']))?.knownDevicesOnly).toBe(true);
+    expect((await parseCli(['--known-devices-only', '--coap-port', '0']))?.knownDevicesOnly).toBe(true);
+    expect((await parseCli(['--known-devices-only=false']))?.knownDevicesOnly).toBe(false);
+  });
+
+  it('known devices only bad values', async () => {
+    expect(await usageErrorOf(['--known-devices-only', 'yes'])).toContain('--known-devices-only must be true or false, got "yes"');
+    expect(await usageErrorOf([], { OTA_KNOWN_DEVICES_ONLY: '1' })).toContain('got "1"');
+    expect(await usageErrorOf([], { OTA_KNOWN_DEVICES_ONLY: '' })).toContain('got ""');
+    expect(await usageErrorOf([], { OTA_KNOWN_DEVICES_ONLY: 'true' })).toBe('');
+  });
+
   it('duplicate option named', async () => {
     const message = await usageErrorOf(['--coap-port', '15683', '--coap-port', '15684']);
     expect(message).toContain('--coap-port was given 2 times ("15683", "15684"); give it once');

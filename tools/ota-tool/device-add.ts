@@ -1,10 +1,12 @@
 // device add command: writes ota_config.json, the configuration file the firmware
-// reads at boot (server, APN, device id, check interval, release public key).
+// reads at boot (server, APN, device id, check interval, release public key), and
+// registers the device on ota-server when given an admin token or --admin-server.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_CHANNEL } from '../../src/protocol/constants.ts';
 import { DEFAULT_COAP_PORT } from './coap-client.ts';
+import { AdminClient, DEFAULT_ADMIN_SERVER } from './admin-client.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
 import { loadPublicKey, rawPublicKey } from './keys.ts';
 
@@ -19,6 +21,19 @@ export interface DeviceAddArgs extends CommonArgs {
   checkInterval: number;
   out: string;
   force: boolean;
+  /** Admin API URL; with it, --token or --token-file, the device is registered there too. */
+  adminServer?: string;
+  token?: string;
+  tokenFile?: string;
+  label?: string;
+}
+
+/** A registration as the admin API returns it. */
+export interface Registration {
+  id: string;
+  channel: string;
+  label: string;
+  registeredAt: string;
 }
 
 /** The device configuration file; the firmware reads these exact keys. */
@@ -68,8 +83,47 @@ export async function deviceAdd(args: DeviceAddArgs, io: CliIo): Promise<void> {
   if (existsSync(file) && !args.force) {
     throw new CliError(`${file} already exists; pass --force to replace it or --out to write elsewhere`, `${EXAMPLE} --out devices/${args.id}`, 'FILE_EXISTS');
   }
-  mkdirSync(args.out, { recursive: true });
-  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
 
-  printResult(io, args, { file, config }, `wrote ${file} for ${args.id}: server ${host}:${port}, APN ${args.apn}, channel ${config.channel}, check every ${args.checkInterval} s`);
+  // Registration comes first, so a config file is never written for a device that the
+  // server would turn away under --known-devices-only. Registering again is an
+  // idempotent update, so running the command again after any failure is safe.
+  const registration = registers(args) ? await register(args, config.channel, file, io) : undefined;
+  try {
+    mkdirSync(args.out, { recursive: true });
+    writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  } catch (error) {
+    const registered = registration ? `${args.id} is registered on the server, but ` : '';
+    throw new CliError(`${registered}${file} could not be written: ${(error as Error).message}; fix the folder and run the command again`, EXAMPLE, 'FILE_WRITE_FAILED');
+  }
+
+  let text = `wrote ${file} for ${args.id}: server ${host}:${port}, APN ${args.apn}, channel ${config.channel}, check every ${args.checkInterval} s`;
+  if (registration) text += `\nregistered ${args.id} on ${registration.server} (${registration.outcome})`;
+  const result = registration ? { file, config, registration: registration.record } : { file, config };
+  printResult(io, args, result, text);
+}
+
+function registers(args: DeviceAddArgs): boolean {
+  return args.adminServer !== undefined || args.token !== undefined || args.tokenFile !== undefined;
+}
+
+async function register(args: DeviceAddArgs, channel: string, file: string, io: CliIo): Promise<{ server: string; outcome: string; record: Registration }> {
+  const admin = new AdminClient({ server: args.adminServer ?? DEFAULT_ADMIN_SERVER, token: args.token, tokenFile: args.tokenFile }, io, `${EXAMPLE} --token-file /var/lib/ota-server/admin-token`);
+  const path = `/api/devices/${encodeURIComponent(args.id)}/registration`;
+  let previous: Registration | undefined;
+  let record: Registration;
+  try {
+    previous = await admin.request<Registration>('GET', path).catch((error: unknown) => {
+      if (error instanceof CliError && error.code === 'DEVICE_NOT_FOUND') return undefined;
+      throw error;
+    });
+    record = await admin.request<Registration>('PUT', path, { channel, label: args.label ?? previous?.label ?? '' });
+  } catch (error) {
+    const reason = (error as Error).message;
+    const example = error instanceof CliError ? error.example : undefined;
+    const code = error instanceof CliError ? error.code : 'REGISTRATION_FAILED';
+    throw new CliError(`device ${args.id} was not registered, so ${file} was not written: ${reason}`, example ?? EXAMPLE, code);
+  }
+  let outcome = 'new';
+  if (previous) outcome = previous.channel === record.channel && previous.label === record.label ? 'unchanged' : 'updated';
+  return { server: admin.server, outcome, record };
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import yargs, { type Argv } from 'yargs';
 import { check, type CheckArgs } from './check.ts';
 import { deviceAdd, type DeviceAddArgs } from './device-add.ts';
+import { deviceRemove, type DeviceRemoveArgs } from './device-remove.ts';
 import { devices } from './devices.ts';
 import { download, type DownloadArgs } from './download.ts';
 import { events, type EventsArgs } from './events.ts';
@@ -82,7 +83,7 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
     handle<PublishArgs>(publish),
   );
   parser.command('releases', 'List releases, highest version first', (y) => y.options(pick(ADMIN_FLAGS)), handle<CommonArgs & AdminArgs>(releases));
-  parser.command('devices', 'List devices and the version they run', (y) => y.options(pick(ADMIN_FLAGS)), handle<CommonArgs & AdminArgs>(devices));
+  parser.command('devices', 'List devices, the version they run and whether they are registered', (y) => y.options(pick(ADMIN_FLAGS)), handle<CommonArgs & AdminArgs>(devices));
   parser.command(
     'events',
     'List device events, newest first',
@@ -137,11 +138,11 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
         .example(EXAMPLES.download ?? '', ''),
     handle<DownloadArgs>(download),
   );
-  parser.command('device', 'Create device configuration files', (y) =>
+  parser.command('device', 'Create device configuration files and register devices', (y) =>
     y
       .command(
         'add <id>',
-        'Write ota_config.json for one device',
+        'Write ota_config.json for one device and, with an admin token, register it',
         (z) =>
           z
             .positional('id', { type: 'string', describe: 'Device id, such as pico-001' })
@@ -155,6 +156,10 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
                   'check-interval': 'checkInterval',
                   out: 'outDir',
                   force: 'force',
+                  'admin-server': 'registerServer',
+                  token: 'token',
+                  'token-file': 'tokenFile',
+                  label: 'label',
                 },
                 ['server', 'apn', 'public-key'],
               ),
@@ -163,7 +168,17 @@ function buildParser(argv: string[], io: CliIo, setExitCode: (code: number) => v
             .example(EXAMPLES['device add'] ?? '', ''),
         handle<DeviceAddArgs>(deviceAdd),
       )
-      .demandCommand(1, 'name a device subcommand, such as: ota-tool device add pico-001 ...'),
+      .command(
+        'remove <id>',
+        "Remove a device's registration on the server; its history stays",
+        (z) =>
+          z
+            .positional('id', { type: 'string', describe: 'Device id, such as pico-001' })
+            .options(pick(ADMIN_FLAGS))
+            .example(EXAMPLES['device remove'] ?? '', ''),
+        handle<DeviceRemoveArgs>(deviceRemove),
+      )
+      .demandCommand(1, 'name a device subcommand, such as: ota-tool device add pico-001 ... or ota-tool device remove pico-001'),
   );
   parser.command(
     'unpack <bundle>',

@@ -2,7 +2,8 @@
 // rules between options in one validation function that yargs runs as its check.
 import type { Options } from 'yargs';
 import { CHANNEL_PATTERN, DEVICE_ID_PATTERN } from '../../src/protocol/constants.ts';
-import { DEFAULT_ADMIN_SERVER } from './admin-client.ts';
+import { MAX_LABEL_BYTES } from '../../src/admin/registration.ts';
+import { DEFAULT_ADMIN_SERVER, normalizeServer } from './admin-client.ts';
 import { parseCoapUri, szxOf } from './coap-client.ts';
 import { parseServer } from './device-add.ts';
 import { CliError, versionProblem } from './io.ts';
@@ -51,6 +52,12 @@ export const OPTIONS = {
   apn: { type: 'string', describe: 'Access point name of the SIM card', requiresArg: true },
   configChannel: { type: 'string', default: 'stable', describe: 'Channel the device follows', requiresArg: true },
   checkInterval: { type: 'string', default: '3600', describe: 'Seconds between update checks, 60..2592000', requiresArg: true },
+  registerServer: {
+    type: 'string',
+    describe: `Admin API base URL of ota-server to register the device on (default ${DEFAULT_ADMIN_SERVER} when --token or --token-file is given)`,
+    requiresArg: true,
+  },
+  label: { type: 'string', describe: `Label for people stored with the registration, at most ${MAX_LABEL_BYTES} bytes`, requiresArg: true },
 } as const satisfies Record<string, Options>;
 
 export type OptionId = keyof typeof OPTIONS;
@@ -99,6 +106,7 @@ export const EXAMPLES: Record<string, string> = {
   check: 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub',
   download: 'ota-tool download coap://127.0.0.1:5683/d/3f2a9c01b7e4 --out image.bin --block-size 512',
   'device add': 'ota-tool device add pico-001 --server ota.example.net:5683 --apn iot.example --public-key release.key.pub',
+  'device remove': 'ota-tool device remove pico-001 --token-file /var/lib/ota-server/admin-token',
   unpack: 'ota-tool unpack image.bin --out unpacked/',
 };
 
@@ -244,12 +252,36 @@ export function validateArgs(argv: Record<string, unknown> & { _: (string | numb
       if (!APN_PATTERN.test(apn) || apn.length > MAX_APN_BYTES) {
         fail(command, `--apn "${apn}" must be dot-separated labels of letters, digits and "-", at most ${MAX_APN_BYTES} bytes, such as iot.1nce.net`);
       }
+      checkRegistration(command, argv);
       const interval = argv['check-interval'] as number;
       if (!Number.isInteger(interval) || interval < MIN_CHECK_INTERVAL_S || interval > MAX_CHECK_INTERVAL_S) {
         fail(command, `--check-interval must be whole seconds in ${MIN_CHECK_INTERVAL_S}..${MAX_CHECK_INTERVAL_S}, got ${interval}`);
       }
       break;
     }
+    case 'device remove':
+      checkDeviceId(command, '<id>', argv.id);
+      break;
   }
   return true;
+}
+
+/** Checks the registration flags of device add: --label needs a server to go to, and its text must fit. */
+function checkRegistration(command: string, argv: Record<string, unknown>): void {
+  const registers = argv['admin-server'] !== undefined || argv.token !== undefined || argv['token-file'] !== undefined;
+  if (argv['admin-server'] !== undefined) {
+    try {
+      normalizeServer(String(argv['admin-server']));
+    } catch (error) {
+      fail(command, `--admin-server: ${(error as Error).message.replace(/--server /, '')}, such as http://127.0.0.1:3000`);
+    }
+  }
+  if (argv.label === undefined) return;
+  const label = String(argv.label);
+  if (!registers) {
+    fail(command, '--label is stored with the registration on the server; add --token-file or --token (and --admin-server) to register the device');
+  }
+  const bytes = Buffer.byteLength(label, 'utf8');
+  if (bytes > MAX_LABEL_BYTES) fail(command, `--label has ${bytes} bytes of UTF-8, at most ${MAX_LABEL_BYTES} are allowed; shorten it`);
+  if (/[\u0000-\u001f\u007f]/.test(label)) fail(command, '--label contains a control character such as a line break or tab; give it as one line of text');
 }
