@@ -144,7 +144,7 @@ export class RawClient {
   }
 
   /** Waits for the next datagram; rejects after timeoutMs. */
-  next(timeoutMs = 2000): Promise<Buffer> {
+  next(timeoutMs = 5000): Promise<Buffer> {
     const queued = this.queue.shift();
     if (queued) return Promise.resolve(queued);
     return new Promise((resolve, reject) => {
