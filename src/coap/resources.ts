@@ -23,6 +23,7 @@ import type { DeviceRecord, ReleaseRecord, Store } from '../storage/store.ts';
 import { bufferBlockReply, imageBlockReply, imageIdentity, lastBlockNum, parseBlock2 } from './blocks.ts';
 import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
 import { linkFormat, type LinkFilter } from './link-format.ts';
+import type { DeviceLimiter } from './device-limit.ts';
 import type { Reply } from './reply.ts';
 import { checkOptions, negotiateFormat, parseCheckBody, parseCheckQuery, parseReportBody, requireCborBody, uriPath, uriQuery } from './request.ts';
 
@@ -42,6 +43,8 @@ export interface ResourceContext {
   address: string;
   /** True when the logger writes debug lines. */
   debug: boolean;
+  /** Rate limit of checks and reports per device id; unset means no limit. */
+  deviceLimiter?: DeviceLimiter;
 }
 
 const METHOD_NAMES: Record<string, string> = { '0.01': 'GET', '0.02': 'POST', '0.03': 'PUT', '0.04': 'DELETE', '0.05': 'FETCH' };
@@ -83,6 +86,7 @@ function requireMethod(path: string, method: string, allowed: string[]): void {
 async function check(datagram: Datagram, method: string, ctx: ResourceContext): Promise<Reply> {
   const format = negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = method === 'POST' ? parseCheckBody(requireCborBody(datagram)) : parseCheckQuery(uriQuery(datagram));
+  ctx.deviceLimiter?.admit(request.deviceId, ctx.address);
   const offer = selectOffer(ctx.store.releasesSnapshot(), { id: request.deviceId, version: request.semver, channel: request.channel });
   const log = ctx.logger.child({ deviceId: request.deviceId, version: request.version });
 
@@ -159,6 +163,7 @@ function manifestJson(offer: ReleaseRecord | undefined): object {
 async function report(datagram: Datagram, ctx: ResourceContext): Promise<Reply> {
   negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = parseReportBody(requireCborBody(datagram));
+  ctx.deviceLimiter?.admit(request.deviceId, ctx.address);
   const now = new Date().toISOString();
   const previous = await ctx.store.getDevice(request.deviceId);
   const lastReport = { outcome: request.outcome, target: request.target, time: now, ...(request.detail === undefined ? {} : { detail: request.detail }) };

@@ -5,7 +5,9 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import yargs from 'yargs';
+import { DEFAULT_DEVICE_RATE } from '../coap/device-limit.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import type { RateLimit } from '../rate-limit.ts';
 import { DEFAULT_ADMIN_BIND, DEFAULT_ADMIN_PORT, DEFAULT_COAP_PORT } from './server.ts';
 
 export interface CliOptions {
@@ -17,6 +19,7 @@ export interface CliOptions {
   logLevel: LogLevel;
   adminToken?: string;
   publicKeyPem?: string;
+  deviceRate: RateLimit | 'off';
 }
 
 /** Thrown for an invalid option; main.ts prints it and exits with status 2. */
@@ -37,6 +40,18 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'lowest pino level written to stdout (env OTA_LOG_LEVEL)' },
       'admin-token': { type: 'string', describe: 'bearer token of the admin API; default: read or create <data-dir>/admin-token, mode 0600 (env OTA_ADMIN_TOKEN)' },
       'public-key': { type: 'string', describe: 'PEM file of the Ed25519 public key; publishes whose signature does not verify are rejected (env OTA_PUBLIC_KEY)' },
+      'device-rate': {
+        type: 'string',
+        default: String(DEFAULT_DEVICE_RATE.ratePerMinute),
+        requiresArg: true,
+        describe: 'checks and reports per minute each device id may send over time (POST /c, GET /c, POST /r); more get 5.03 with Max-Age; "off" turns the limit off (env OTA_DEVICE_RATE)',
+      },
+      'device-burst': {
+        type: 'string',
+        default: String(DEFAULT_DEVICE_RATE.burst),
+        requiresArg: true,
+        describe: 'checks and reports a device id may send at once before --device-rate applies (env OTA_DEVICE_BURST)',
+      },
     })
     .check((args) => {
       for (const name of OPTION_NAMES) checkGivenOnce(name, args[name]);
@@ -44,6 +59,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       parsePort('--admin-port', args['admin-port'], '--admin-port 3000');
       if (args.bind !== undefined) checkAddress('--bind', args.bind, '--bind 0.0.0.0 or --bind ::');
       checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
+      parseDeviceRate(args['device-rate'], args['device-burst']);
       if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
       if (args['admin-token'] !== undefined && args['admin-token'].length < 16) {
         throw new UsageError('--admin-token must be at least 16 characters; example: --admin-token "$(openssl rand -hex 32)"');
@@ -66,6 +82,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
     adminBind: args['admin-bind'],
     dataDir: args['data-dir'],
     logLevel: args['log-level'] as LogLevel,
+    deviceRate: parseDeviceRate(args['device-rate'], args['device-burst']),
   };
   if (args.bind !== undefined) options.bind = args.bind;
   if (args['admin-token'] !== undefined) options.adminToken = args['admin-token'];
@@ -74,7 +91,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
 }
 
 /** Options of the table. yargs turns an option given twice into an array of its values. */
-const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key'] as const;
+const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key', 'device-rate', 'device-burst'] as const;
 
 function checkGivenOnce(name: string, value: unknown): void {
   if (Array.isArray(value)) {
@@ -95,6 +112,31 @@ function parsePort(flag: string, value: unknown, example: string): number {
     throw new UsageError(`${flag} must be a decimal integer 0..65535 (0 picks a free port), got "${text}"; example: ${example}`);
   }
   return port;
+}
+
+/** Largest --device-rate: one request per millisecond, far above anything a device needs. */
+const MAX_DEVICE_RATE_PER_MINUTE = 60_000;
+/** Largest --device-burst. */
+const MAX_DEVICE_BURST = 100_000;
+
+/** Parses --device-rate (decimal requests per minute, or "off") and --device-burst (a positive integer). */
+function parseDeviceRate(rateValue: unknown, burstValue: unknown): RateLimit | 'off' {
+  const burstText = String(burstValue);
+  const burst = /^[0-9]{1,6}$/.test(burstText) ? Number(burstText) : NaN;
+  if (!(burst >= 1 && burst <= MAX_DEVICE_BURST)) {
+    throw new UsageError(`--device-burst must be a whole number of requests 1..${MAX_DEVICE_BURST}, got "${burstText}"; example: --device-burst ${DEFAULT_DEVICE_RATE.burst}`);
+  }
+  const rateText = String(rateValue);
+  if (rateText === 'off') return 'off';
+  const example = `example: --device-rate ${DEFAULT_DEVICE_RATE.ratePerMinute}, or --device-rate off to turn the limit off`;
+  const rate = /^[0-9]{1,6}(\.[0-9]{1,6})?$/.test(rateText) ? Number(rateText) : NaN;
+  if (rate === 0) {
+    throw new UsageError(`--device-rate 0 would reject every device forever once its burst is spent; ${example}`);
+  }
+  if (!(rate > 0 && rate <= MAX_DEVICE_RATE_PER_MINUTE)) {
+    throw new UsageError(`--device-rate must be a decimal number of requests per minute above 0 and at most ${MAX_DEVICE_RATE_PER_MINUTE}, or "off", got "${rateText}"; ${example}`);
+  }
+  return { burst, ratePerMinute: rate };
 }
 
 function checkAddress(flag: string, value: string, example: string): void {

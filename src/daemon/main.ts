@@ -50,6 +50,7 @@ async function main(): Promise<number> {
       coapPort: options.coapPort,
       adminPort: options.adminPort,
       adminBind: options.adminBind,
+      deviceRate: options.deviceRate,
       ...(options.bind === undefined ? {} : { bind: options.bind }),
       ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
       ...(options.publicKeyPem === undefined ? {} : { publicKeyPem: options.publicKeyPem }),

@@ -6,7 +6,9 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
 import { createAdminServer } from '../admin/server.ts';
+import { DEFAULT_DEVICE_RATE } from '../coap/device-limit.ts';
 import { startCoapService, type CoapService } from '../coap/server.ts';
+import type { RateLimit } from '../rate-limit.ts';
 import { Store } from '../storage/store.ts';
 import { resolveAdminToken } from './token.ts';
 
@@ -30,6 +32,8 @@ export interface ServerOptions {
   adminToken?: string;
   /** Ed25519 public key (PEM) that published releases must verify against. */
   publicKeyPem?: string;
+  /** Limit of checks and reports per device id; default DEFAULT_DEVICE_RATE, 'off' for none. */
+  deviceRate?: RateLimit | 'off';
 }
 
 export interface RunningServer {
@@ -56,7 +60,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   try {
     const token = await resolveAdminToken(options.dataDir, options.adminToken, logger);
     const coapPort = options.coapPort ?? DEFAULT_COAP_PORT;
-    coap = await startCoap(store, logger, coapPort, options.bind).catch((err: unknown) => {
+    const deviceRate = options.deviceRate ?? DEFAULT_DEVICE_RATE;
+    coap = await startCoap(store, logger, coapPort, options.bind, deviceRate).catch((err: unknown) => {
       throw explainListenError(err, '--coap-port', coapPort, 'UDP');
     });
     admin = createAdminServer({
@@ -79,7 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const coapService = coap;
   const adminServer = admin;
   const adminPort = (adminServer.address() as AddressInfo).port;
-  logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort }, 'listening');
+  logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort, deviceRate: options.deviceRate ?? DEFAULT_DEVICE_RATE }, 'listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -123,16 +128,16 @@ function explainListenError(err: unknown, flag: string, port: number, protocol: 
 }
 
 /** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
-async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined): Promise<CoapService> {
+async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined, deviceRate: RateLimit | 'off'): Promise<CoapService> {
   const coapLogger = logger.child({ component: 'coap' });
-  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind });
+  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind, deviceRate });
   try {
-    return await startCoapService({ store, logger: coapLogger, port, bind: '::' });
+    return await startCoapService({ store, logger: coapLogger, port, bind: '::', deviceRate });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EPROTONOSUPPORT') throw err;
     logger.warn({ err }, 'IPv6 is not available; CoAP listens on 0.0.0.0 only');
-    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0' });
+    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0', deviceRate });
   }
 }
 
