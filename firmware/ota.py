@@ -35,7 +35,7 @@ FLASH_RESERVE_BYTES = const(8192)
 MODEM_RESTART_AFTER = const(2)
 # Wait after a 5.03 without Max-Age: the option's default (RFC 7252 section 5.10.5).
 DEFAULT_MAX_AGE_S = const(60)
-# Longest wait taken from a 5.03, one day: time.ticks_add takes at most half the
+# Maximum wait taken from a 5.03, one day: time.ticks_add takes at most half the
 # ticks period (about 6 days of ms on rp2), and a longer pause would strand the device.
 MAX_RETRY_AFTER_S = const(86400)
 BUFFER_BYTES = const(512)
@@ -69,10 +69,10 @@ class ServerBusy(Exception):
         self.retry_after_s = retry_after_s
 
 
-def _server_busy(response, what):
+def _server_busy(response, request_name):
     max_age_s = response.uint_option(coap.OPT_MAX_AGE)
     retry_after_s = min(DEFAULT_MAX_AGE_S if max_age_s is None else max_age_s, MAX_RETRY_AFTER_S)
-    return ServerBusy(retry_after_s, "%s returned 5.03, retry in %d s: %s" % (what, retry_after_s, bytes(response.payload)))
+    return ServerBusy(retry_after_s, "%s returned 5.03, retry in %d s: %s" % (request_name, retry_after_s, bytes(response.payload)))
 
 
 class DigestMismatch(UpdateError):
@@ -181,7 +181,7 @@ class Updater:
         """Run one check-in and return the (possibly new) slot state.
 
         Resets the board after a successful install, so it returns only when no
-        update was installed. After a 5.03, retry_after_s holds the wait the server asked for.
+        update was installed. After a 5.03, retry_after_s is the wait the server asked for.
         """
         self.retry_after_s = 0
         try:

@@ -2,7 +2,7 @@
 // at once and a sustained rate at which tokens come back. Used by the CoAP resources
 // per device id and by the admin API per address for failed authentications.
 // Memory stays bounded: a bucket that has refilled carries no information and is
-// dropped, and the map holds at most maxKeys buckets.
+// dropped, and the map contains at most maxKeys buckets.
 
 export interface RateLimit {
   /** Tokens a key may spend at once; a new key starts with a full bucket. */
@@ -12,13 +12,13 @@ export interface RateLimit {
 }
 
 export interface TokenBucketsOptions extends RateLimit {
-  /** Most buckets kept; past it the least recently used bucket is dropped even if not full. */
+  /** Maximum number of buckets; past it the least recently used bucket is dropped even if not full. */
   maxKeys: number;
   /** Milliseconds between two reports of rejections of one key. */
   reportIntervalMs: number;
   /** Clock in milliseconds; tests inject their own. */
   nowMs?: () => number;
-  /** Called when a bucket is dropped while it holds rejections not reported yet. */
+  /** Called when a bucket is dropped while it has rejections not reported yet. */
   onDropUnreported?: (key: string, rejected: number, source: string) => void;
 }
 

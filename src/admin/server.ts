@@ -29,7 +29,7 @@ export interface AdminServerOptions {
 
 /** 10 failed authentications from one address at once, then one more every 6 s, answered 429 meanwhile. */
 export const DEFAULT_AUTH_FAILURE_LIMIT: RateLimit = { burst: 10, ratePerMinute: 10 };
-/** Most client addresses whose failures are remembered. */
+/** Maximum number of client addresses whose failures are kept. */
 const MAX_AUTH_FAILURE_ADDRESSES = 10_000;
 
 interface Route {

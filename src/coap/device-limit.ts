@@ -11,7 +11,7 @@ import { TokenBuckets, type RateLimit } from '../rate-limit.ts';
  * minutes. A device in a loop of one check a second is limited after half a minute.
  */
 export const DEFAULT_DEVICE_RATE: RateLimit = { burst: 30, ratePerMinute: 2 };
-/** Most device buckets kept; each costs about 200 bytes, so the cap bounds them near 10 MB. */
+/** Maximum number of device buckets; at an estimated 200 bytes each, about 10 MB. */
 export const MAX_DEVICE_BUCKETS = 50_000;
 /** Minimum time between two warnings about one limited device. */
 export const REJECTION_REPORT_INTERVAL_MS = 60_000;
@@ -22,6 +22,8 @@ export interface DeviceLimiterOptions extends RateLimit {
   nowMs?: () => number;
 }
 
+// NOTE: device ids are not authenticated. A client that invents a new id for each
+// request passes the limit, and past MAX_DEVICE_BUCKETS it evicts limited devices.
 export class DeviceLimiter {
   private readonly buckets: TokenBuckets;
   private readonly logger: pino.Logger;
@@ -34,6 +36,8 @@ export class DeviceLimiter {
       maxKeys: options.maxKeys ?? MAX_DEVICE_BUCKETS,
       reportIntervalMs: REJECTION_REPORT_INTERVAL_MS,
       ...(options.nowMs === undefined ? {} : { nowMs: options.nowMs }),
+      // NOTE: buckets are swept only when a request arrives, so the last count of a
+      // device that went quiet waits for the next check or report from any device.
       onDropUnreported: (deviceId, rejected, address) => {
         this.logger.warn({ deviceId, address, rejected }, 'device rate limit: rejections since the last warning');
       },

@@ -34,7 +34,7 @@ describe('admin authentication limit', () => {
     expect((await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0'), token: null })).status).toBe(401);
     expect((await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0'), token: WRONG_TOKEN })).status).toBe(403);
 
-    // The correct token is refused too while the address is limited.
+    // The correct token is rejected too while the address is limited.
     const limited = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0') });
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('1');

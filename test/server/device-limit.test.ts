@@ -1,6 +1,6 @@
-// The per-device limit on the real daemon over UDP: checks and reports past the burst
-// get 5.03 with Max-Age, other devices and image blocks are served, nothing is stored
-// for a rejected request, warnings are throttled, and "off" lifts the limit.
+// The per-device limit on the real daemon over UDP. Checks and reports past the burst
+// get 5.03 with Max-Age, and other devices and image blocks are still served. A
+// rejected request stores nothing, warnings are throttled, and "off" lifts the limit.
 import { Writable } from 'node:stream';
 import { Encoder } from 'cbor-x';
 import pino from 'pino';
