@@ -29,6 +29,7 @@ BAD_OPTION = const(130)  # 4.02
 NOT_FOUND = const(132)  # 4.04
 REQUEST_ENTITY_INCOMPLETE = const(136)  # 4.08
 REQUEST_ENTITY_TOO_LARGE = const(141)  # 4.13
+SERVICE_UNAVAILABLE = const(163)  # 5.03
 
 # Option numbers (RFC 7252 section 12.2, RFC 7959 section 7.2).
 OPT_IF_MATCH = const(1)

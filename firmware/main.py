@@ -139,7 +139,9 @@ class Launcher:
                     updater.disconnect()
                     state = slots.load()
                     self.led.sos(1, self.idle)
-                next_check = time.ticks_add(time.ticks_ms(), self.config["check_interval_s"] * 1000)
+                # A 5.03 may ask for a longer wait than the interval, never a shorter one.
+                wait_s = max(self.config["check_interval_s"], updater.retry_after_s)
+                next_check = time.ticks_add(time.ticks_ms(), wait_s * 1000)
                 gc.collect()
             if self.app is None:
                 self.light_sleep(NO_APP_PAUSE_MS, next_check)

@@ -33,6 +33,11 @@ DIGEST_TRIES = const(2)
 FLASH_RESERVE_BYTES = const(8192)
 # Consecutive failed check-ins after which the modem is power-cycled.
 MODEM_RESTART_AFTER = const(2)
+# Wait after a 5.03 without Max-Age: the option's default (RFC 7252 section 5.10.5).
+DEFAULT_MAX_AGE_S = const(60)
+# Maximum wait taken from a 5.03, one day: time.ticks_add takes at most half the
+# ticks period (about 6 days of ms on rp2), and a longer pause would strand the device.
+MAX_RETRY_AFTER_S = const(86400)
 BUFFER_BYTES = const(512)
 # A block GET is header 4, token 4, Uri-Path "d" and the 12-character id 15, Block2
 # up to 4 and Size2 1 bytes: 28 bytes; 64 leaves room for a longer path.
@@ -54,6 +59,20 @@ class UpdateError(Exception):
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
+
+
+class ServerBusy(Exception):
+    """The server answered 5.03; retry_after_s is its Max-Age, capped at MAX_RETRY_AFTER_S."""
+
+    def __init__(self, retry_after_s, detail):
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+def _server_busy(response, request_name):
+    max_age_s = response.uint_option(coap.OPT_MAX_AGE)
+    retry_after_s = min(DEFAULT_MAX_AGE_S if max_age_s is None else max_age_s, MAX_RETRY_AFTER_S)
+    return ServerBusy(retry_after_s, "%s returned 5.03, retry in %d s: %s" % (request_name, retry_after_s, bytes(response.payload)))
 
 
 class DigestMismatch(UpdateError):
@@ -119,6 +138,8 @@ class Updater:
         self._transport = None
         self.client = None
         self._failures = 0
+        # Seconds the server asked the next check-in to wait (Max-Age of a 5.03), else 0.
+        self.retry_after_s = 0
         self._buf = bytearray(BUFFER_BYTES)
         self._slots = []
         self._hold = bytearray(0)
@@ -160,11 +181,20 @@ class Updater:
         """Run one check-in and return the (possibly new) slot state.
 
         Resets the board after a successful install, so it returns only when no
-        update was installed.
+        update was installed. After a 5.03, retry_after_s is the wait the server asked for.
         """
+        self.retry_after_s = 0
         try:
             client = self._connect()
             manifest = self.check(client, state)
+        except ServerBusy as err:
+            # The link works and the server answered, so this is no link failure and
+            # does not count toward a modem restart.
+            self._failures = 0
+            self.retry_after_s = err.retry_after_s
+            _log.warn("server busy, next check-in in", err.retry_after_s, "s at the earliest:", err)
+            self.disconnect()
+            return state
         except Exception as err:  # modem, network or server fault: retry next interval
             self._failures += 1
             _log.error("check-in failed:", err)
@@ -224,6 +254,8 @@ class Updater:
         options = path_options(proto.PATH_CHECK)
         options.append((coap.OPT_CONTENT_FORMAT, coap.encode_uint(proto.FORMAT_CBOR)))
         response = client.request(coap.POST, options, cbor.encode(request))
+        if response.code == coap.SERVICE_UNAVAILABLE:
+            raise _server_busy(response, "check")
         if response.code != coap.CONTENT:
             raise CoapError("check returned %s: %s" % (coap.code_string(response.code), bytes(response.payload)))
         manifest = cbor.decode(response.payload)
@@ -245,6 +277,9 @@ class Updater:
                 response = client.request(coap.POST, options, cbor.encode(body))
             except CoapError as err:
                 _log.warn("report not sent, kept for later:", err)
+                return
+            if response.code == coap.SERVICE_UNAVAILABLE:
+                _log.warn("report not sent, kept for later:", _server_busy(response, "report"))
                 return
             if response.code != coap.CHANGED:
                 # A 4.xx will not change on a retry, so the report is dropped, not kept forever.

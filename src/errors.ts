@@ -16,6 +16,7 @@ export const CoapCode = {
   notAcceptable: '4.06',
   unsupportedFormat: '4.15',
   internal: '5.00',
+  serviceUnavailable: '5.03',
   proxyingNotSupported: '5.05',
 } as const;
 export type CoapCodeValue = (typeof CoapCode)[keyof typeof CoapCode];
@@ -110,6 +111,11 @@ export const ERROR_CATALOGUE = {
     coapCode: CoapCode.methodNotAllowed,
     message: (path, expected, actual) => `/${path} accepts ${expected}, got ${actual}`,
   },
+  RATE_LIMITED: {
+    coapCode: CoapCode.serviceUnavailable,
+    message: (deviceId, ratePerMinute, retryAfterS) =>
+      `device ${deviceId} sent more checks and reports than its limit of ${ratePerMinute} per minute allows; retry in ${retryAfterS} s (Max-Age)`,
+  },
   INTERNAL: {
     coapCode: CoapCode.internal,
     message: () => 'internal server error; the server log has the details',
@@ -122,6 +128,8 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 export class CoapError extends Error {
   readonly code: ErrorCode;
   readonly coapCode: CoapCodeValue;
+  /** Seconds for the Max-Age option of the response, set on a 5.03 (RFC 7252 section 5.9.3.4). */
+  maxAgeS?: number;
 
   constructor(code: ErrorCode, ...args: string[]) {
     const entry: CatalogueEntry = ERROR_CATALOGUE[code];

@@ -22,6 +22,7 @@ export const AdminErrorCode = {
   BODY_TOO_LARGE: { status: 413, summary: 'the body exceeds the size limit (16 MiB by default)' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the body is sent with a Content-Type other than application/json' },
   HOST_REJECTED: { status: 421, summary: 'the Host header names a DNS name other than localhost on a loopback address' },
+  AUTH_RATE_LIMITED: { status: 429, summary: 'the client address sent too many requests with a missing or wrong bearer token; retry after the seconds in Retry-After' },
   INTERNAL: { status: 500, summary: 'the server failed; its log has the cause' },
 } as const;
 

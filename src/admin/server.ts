@@ -5,6 +5,7 @@ import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
+import { TokenBuckets, type RateLimit } from '../rate-limit.ts';
 import type { Store } from '../storage/store.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { dashboardHeaders, dashboardHtml } from './dashboard.ts';
@@ -23,7 +24,14 @@ export interface AdminServerOptions {
   publicKeyPem?: string;
   /** Body limit in bytes, default 16 MiB. */
   maxBodyBytes?: number;
+  /** Failed authentications each client address may have; default DEFAULT_AUTH_FAILURE_LIMIT. */
+  authFailureLimit?: RateLimit;
 }
+
+/** 10 failed authentications from one address at once, then one more every 6 s, answered 429 meanwhile. */
+export const DEFAULT_AUTH_FAILURE_LIMIT: RateLimit = { burst: 10, ratePerMinute: 10 };
+/** Maximum number of client addresses whose failures are kept. */
+const MAX_AUTH_FAILURE_ADDRESSES = 10_000;
 
 interface Route {
   method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -65,6 +73,11 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
   const tokenDigest = digestToken(options.token);
   let nextRequestId = 1;
   const authFailures = new AuthFailureLog();
+  const authLimiter = new TokenBuckets({
+    ...(options.authFailureLimit ?? DEFAULT_AUTH_FAILURE_LIMIT),
+    maxKeys: MAX_AUTH_FAILURE_ADDRESSES,
+    reportIntervalMs: AUTH_WARNING_INTERVAL_MS,
+  });
   let lastExclusive: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
     const result = lastExclusive.then(work);
@@ -103,7 +116,7 @@ export function createAdminServer(options: AdminServerOptions): http.Server {
         if (allowed.length > 0) throw methodNotAllowed(url.pathname, method, allowed);
         throw new AdminError('ROUTE_NOT_FOUND', `no resource at ${url.pathname}; the API lives under /api (see docs/admin-api.md)`);
       }
-      if (route.auth) checkToken(req, tokenDigest, logger, authFailures);
+      if (route.auth) checkToken(req, tokenDigest, logger, authFailures, authLimiter);
 
       const result = await route.handler({ req, url, params, store: options.store, logger, publicKey, maxBodyBytes, exclusive });
       sendJson(res, result.status, result.body);
@@ -202,16 +215,32 @@ class AuthFailureLog {
   }
 }
 
-function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger, failures: AuthFailureLog): void {
+/**
+ * Checks the bearer token. Each missing or wrong token spends one token of the client
+ * address's bucket, and while that bucket is empty every authenticated request from
+ * the address gets 429 before its token is compared, a correct one included, so
+ * guessing gains nothing from the answer.
+ */
+function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger, failures: AuthFailureLog, limiter: TokenBuckets): void {
+  const address = req.socket.remoteAddress ?? 'unknown';
+  const waitS = limiter.waitS(address);
+  if (waitS > 0) {
+    failures.warn(logger, req, 'admin client over its limit of failed authentications; answering 429');
+    throw new AdminError('AUTH_RATE_LIMITED', `too many requests with a missing or wrong bearer token from ${address}; retry in ${waitS} s with the admin token`, {
+      headers: { 'Retry-After': String(waitS) },
+    });
+  }
   const header = req.headers.authorization;
   const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
   if (!match) {
+    limiter.take(address, address);
     failures.warn(logger, req, 'admin request without bearer token');
     throw new AdminError('TOKEN_MISSING', 'this request changes state and needs the header "Authorization: Bearer <admin token>"', {
       headers: { 'WWW-Authenticate': 'Bearer realm="ota-server admin"' },
     });
   }
   if (!timingSafeEqual(digestToken(match[1]!), expected)) {
+    limiter.take(address, address);
     failures.warn(logger, req, 'admin request with wrong bearer token');
     throw new AdminError('TOKEN_INVALID', 'bearer token does not match the admin token; use the value of --admin-token or of <data-dir>/admin-token');
   }
@@ -242,7 +271,8 @@ function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, logg
   const error = err instanceof AdminError ? err : null;
   if (!error) {
     logger.error({ err, method: req.method, url: req.url }, 'admin request failed');
-  } else if (error.status !== 401 && error.status !== 403) {
+  } else if (error.status !== 401 && error.status !== 403 && error.status !== 429) {
+    // Authentication failures are logged by AuthFailureLog, throttled.
     logger.info({ method: req.method, url: req.url, code: error.code, status: error.status }, 'admin request rejected');
   }
   const response = error ?? new AdminError('INTERNAL', `${req.method} ${req.url} failed inside the server; see the server log for the cause`);

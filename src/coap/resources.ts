@@ -24,6 +24,7 @@ import type { KnownDevicesGate } from './known-devices.ts';
 import { bufferBlockReply, imageBlockReply, imageIdentity, lastBlockNum, parseBlock2 } from './blocks.ts';
 import { OptionNumber, encodeUint, optionValues, type Datagram } from './datagram.ts';
 import { linkFormat, type LinkFilter } from './link-format.ts';
+import type { DeviceLimiter } from './device-limit.ts';
 import type { Reply } from './reply.ts';
 import { checkOptions, negotiateFormat, parseCheckBody, parseCheckQuery, parseReportBody, requireCborBody, uriPath, uriQuery } from './request.ts';
 
@@ -47,6 +48,8 @@ export interface ResourceContext {
   debug: boolean;
   /** Set with --known-devices-only: checks and reports of unregistered ids are rejected. */
   knownDevices?: KnownDevicesGate | undefined;
+  /** Rate limit of checks and reports per device id; unset means no limit. */
+  deviceLimiter?: DeviceLimiter;
 }
 
 const METHOD_NAMES: Record<string, string> = { '0.01': 'GET', '0.02': 'POST', '0.03': 'PUT', '0.04': 'DELETE', '0.05': 'FETCH' };
@@ -88,6 +91,8 @@ function requireMethod(path: string, method: string, allowed: string[]): void {
 async function check(datagram: Datagram, method: string, ctx: ResourceContext): Promise<Reply> {
   const format = negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = method === 'POST' ? parseCheckBody(requireCborBody(datagram)) : parseCheckQuery(uriQuery(datagram));
+  // The rate limit comes first, so a looping device costs no storage read.
+  ctx.deviceLimiter?.admit(request.deviceId, ctx.address);
   const rejection = await ctx.knownDevices?.reject(request.deviceId, ctx.address, PATH_CHECK);
   if (rejection) return rejection;
   // NOTE: start times are compared with this host's wall clock, so a clock that is off shifts every start by as much.
@@ -181,6 +186,7 @@ function manifestJson(offer: ReleaseRecord | undefined): object {
 async function report(datagram: Datagram, ctx: ResourceContext): Promise<Reply> {
   negotiateFormat(datagram, [FORMAT_CBOR, FORMAT_JSON]);
   const request = parseReportBody(requireCborBody(datagram));
+  ctx.deviceLimiter?.admit(request.deviceId, ctx.address);
   const rejection = await ctx.knownDevices?.reject(request.deviceId, ctx.address, PATH_REPORT);
   if (rejection) return rejection;
   const now = new Date().toISOString();

@@ -15,7 +15,9 @@ import type pino from 'pino';
 import { CoapError } from '../errors.ts';
 import type { Store } from '../storage/store.ts';
 import { PATH_DOWNLOAD } from '../protocol/constants.ts';
-import { MessageType, OptionNumber, encodeMessageParts, parseDatagram, resetFor, type Datagram } from './datagram.ts';
+import { MessageType, OptionNumber, encodeMessageParts, encodeUint, parseDatagram, resetFor, type Datagram } from './datagram.ts';
+import type { RateLimit } from '../rate-limit.ts';
+import { DeviceLimiter } from './device-limit.ts';
 import { OPTION_NAMES, type Reply } from './reply.ts';
 import { KnownDevicesGate } from './known-devices.ts';
 import { handleRequest, type ResourceContext } from './resources.ts';
@@ -37,6 +39,8 @@ export interface CoapServiceOptions {
   bind: string;
   /** Rejects checks and reports from device ids without a registration (4.03). */
   knownDevicesOnly?: boolean;
+  /** Limit of checks and reports per device id; 'off' serves every request. */
+  deviceRate: RateLimit | 'off';
 }
 
 export interface CoapService {
@@ -67,6 +71,7 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
   const { store, logger } = options;
   const socket = await bindSocket(options.bind, options.port);
   const server = new FilteredServer({ piggybackReplyMs: PIGGYBACK_REPLY_MS });
+  const deviceLimiter = options.deviceRate === 'off' ? undefined : new DeviceLimiter({ ...options.deviceRate, logger });
   /** Requests being handled, by endpoint, mid and token: a retransmission that arrives meanwhile is dropped. */
   const inFlight = new Map<string, Promise<void>>();
   let pending: PendingRequest | undefined;
@@ -141,7 +146,7 @@ export async function startCoapService(options: CoapServiceOptions): Promise<Coa
     }
     const address = `${rsinfo.address}:${rsinfo.port}`;
     const work = Promise.resolve()
-      .then(() => handleRequest(current.datagram, { store, logger: log, address, debug, knownDevices }))
+      .then(() => handleRequest(current.datagram, { store, logger: log, address, debug, knownDevices, ...(deviceLimiter ? { deviceLimiter } : {}) }))
       .catch((err: unknown) => rejectionReply(err, log))
       .then((reply) => {
         writeReply(res, reply, log);
@@ -230,6 +235,8 @@ function isBlockRequest(datagram: Datagram): boolean {
 /** Turns a handler's failure into the error reply, logging it at the level its code calls for. */
 function rejectionReply(err: unknown, log: pino.Logger): Reply {
   if (err instanceof CoapError) {
+    // DeviceLimiter logs its own rejections, throttled, since a looping device sends many.
+    if (err.code === 'RATE_LIMITED') return errorReply(err);
     // Only INTERNAL is the daemon's own fault; 5.05 for a proxy request is the client's.
     const level = err.code === 'INTERNAL' ? 'error' : 'warn';
     log[level]({ code: err.code, coapCode: err.coapCode, reason: err.message }, 'request rejected');
@@ -241,7 +248,8 @@ function rejectionReply(err: unknown, log: pino.Logger): Reply {
 
 function errorReply(err: CoapError): Reply {
   // A diagnostic payload is UTF-8 text with no Content-Format (RFC 7252 section 5.5.2).
-  return { code: err.coapCode, options: [], payload: Buffer.from(err.message, 'utf8') };
+  const options = err.maxAgeS === undefined ? [] : [{ number: OptionNumber.maxAge, value: encodeUint(err.maxAgeS) }];
+  return { code: err.coapCode, options, payload: Buffer.from(err.message, 'utf8') };
 }
 
 /**

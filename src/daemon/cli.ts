@@ -5,8 +5,10 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import yargs from 'yargs';
+import { DEFAULT_DEVICE_RATE } from '../coap/device-limit.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_EVENT_RETENTION_DAYS } from './event-retention.ts';
+import type { RateLimit } from '../rate-limit.ts';
 import { DEFAULT_ADMIN_BIND, DEFAULT_ADMIN_PORT, DEFAULT_COAP_PORT } from './server.ts';
 
 export interface CliOptions {
@@ -20,6 +22,7 @@ export interface CliOptions {
   publicKeyPem?: string;
   eventRetentionDays: number;
   knownDevicesOnly: boolean;
+  deviceRate: RateLimit | 'off';
 }
 
 /** Maximum event retention: 100 years. A larger value is more likely a typo than a policy. */
@@ -53,6 +56,18 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
         type: 'string',
         describe: 'answer checks and reports only from registered device ids, others get 4.03; true or false, default false (env OTA_KNOWN_DEVICES_ONLY)',
       },
+      'device-rate': {
+        type: 'string',
+        default: String(DEFAULT_DEVICE_RATE.ratePerMinute),
+        requiresArg: true,
+        describe: 'checks and reports per minute each device id may send over time (POST /c, GET /c, POST /r); more get 5.03 with Max-Age; "off" turns the limit off (env OTA_DEVICE_RATE)',
+      },
+      'device-burst': {
+        type: 'string',
+        default: String(DEFAULT_DEVICE_RATE.burst),
+        requiresArg: true,
+        describe: 'checks and reports a device id may send at once before --device-rate applies (env OTA_DEVICE_BURST)',
+      },
     })
     .check((args) => {
       for (const name of OPTION_NAMES) checkGivenOnce(name, args[name]);
@@ -62,6 +77,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
       checkAddress('--admin-bind', args['admin-bind'], '--admin-bind 127.0.0.1');
       parseRetentionDays(args['event-retention-days']);
       parseKnownDevicesOnly(argv, args['known-devices-only']);
+      parseDeviceRate(args['device-rate'], args['device-burst']);
       if (args['data-dir'] === '') throw new UsageError('--data-dir must not be empty; example: --data-dir /var/lib/ota-server');
       if (args['admin-token'] !== undefined && args['admin-token'].length < 16) {
         throw new UsageError('--admin-token must be at least 16 characters; example: --admin-token "$(openssl rand -hex 32)"');
@@ -86,6 +102,7 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
     logLevel: args['log-level'] as LogLevel,
     eventRetentionDays: parseRetentionDays(args['event-retention-days']),
     knownDevicesOnly: parseKnownDevicesOnly(argv, args['known-devices-only']),
+    deviceRate: parseDeviceRate(args['device-rate'], args['device-burst']),
   };
   if (args.bind !== undefined) options.bind = args.bind;
   if (args['admin-token'] !== undefined) options.adminToken = args['admin-token'];
@@ -94,7 +111,20 @@ export async function parseCli(argv: string[]): Promise<CliOptions | undefined> 
 }
 
 /** Options of the table. yargs turns an option given twice into an array of its values. */
-const OPTION_NAMES = ['coap-port', 'bind', 'admin-port', 'admin-bind', 'data-dir', 'log-level', 'admin-token', 'public-key', 'event-retention-days', 'known-devices-only'] as const;
+const OPTION_NAMES = [
+  'coap-port',
+  'bind',
+  'admin-port',
+  'admin-bind',
+  'data-dir',
+  'log-level',
+  'admin-token',
+  'public-key',
+  'event-retention-days',
+  'known-devices-only',
+  'device-rate',
+  'device-burst',
+] as const;
 
 function checkGivenOnce(name: string, value: unknown): void {
   if (Array.isArray(value)) {
@@ -142,6 +172,31 @@ function parseKnownDevicesOnly(argv: string[], value: unknown): boolean {
   if (text === 'true' || (text === '' && bareFlag)) return true;
   if (text === 'false') return false;
   throw new UsageError(`--known-devices-only must be true or false, got "${text}"; example: --known-devices-only or OTA_KNOWN_DEVICES_ONLY=true`);
+}
+
+/** Largest --device-rate: one request per millisecond, far above anything a device needs. */
+const MAX_DEVICE_RATE_PER_MINUTE = 60_000;
+/** Largest --device-burst. */
+const MAX_DEVICE_BURST = 100_000;
+
+/** Parses --device-rate (decimal requests per minute, or "off") and --device-burst (a positive integer). */
+function parseDeviceRate(rateValue: unknown, burstValue: unknown): RateLimit | 'off' {
+  const burstText = String(burstValue);
+  const burst = /^[0-9]{1,6}$/.test(burstText) ? Number(burstText) : NaN;
+  if (!(burst >= 1 && burst <= MAX_DEVICE_BURST)) {
+    throw new UsageError(`--device-burst must be a whole number of requests 1..${MAX_DEVICE_BURST}, got "${burstText}"; example: --device-burst ${DEFAULT_DEVICE_RATE.burst}`);
+  }
+  const rateText = String(rateValue);
+  if (rateText === 'off') return 'off';
+  const example = `example: --device-rate ${DEFAULT_DEVICE_RATE.ratePerMinute}, or --device-rate off to turn the limit off`;
+  const rate = /^[0-9]{1,6}(\.[0-9]{1,6})?$/.test(rateText) ? Number(rateText) : NaN;
+  if (rate === 0) {
+    throw new UsageError(`--device-rate 0 would reject every device forever once its burst is spent; ${example}`);
+  }
+  if (!(rate > 0 && rate <= MAX_DEVICE_RATE_PER_MINUTE)) {
+    throw new UsageError(`--device-rate must be a decimal number of requests per minute above 0 and at most ${MAX_DEVICE_RATE_PER_MINUTE}, or "off", got "${rateText}"; ${example}`);
+  }
+  return { burst, ratePerMinute: rate };
 }
 
 function checkAddress(flag: string, value: string, example: string): void {

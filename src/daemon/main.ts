@@ -51,6 +51,7 @@ async function main(): Promise<number> {
       adminPort: options.adminPort,
       adminBind: options.adminBind,
       eventRetentionDays: options.eventRetentionDays,
+      deviceRate: options.deviceRate,
       ...(options.bind === undefined ? {} : { bind: options.bind }),
       ...(options.adminToken === undefined ? {} : { adminToken: options.adminToken }),
       ...(options.publicKeyPem === undefined ? {} : { publicKeyPem: options.publicKeyPem }),

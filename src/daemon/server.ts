@@ -6,7 +6,9 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
 import { createAdminServer } from '../admin/server.ts';
+import { DEFAULT_DEVICE_RATE } from '../coap/device-limit.ts';
 import { startCoapService, type CoapService } from '../coap/server.ts';
+import type { RateLimit } from '../rate-limit.ts';
 import { Store } from '../storage/store.ts';
 import { DEFAULT_EVENT_RETENTION_DAYS, startEventRetention } from './event-retention.ts';
 import { resolveAdminToken } from './token.ts';
@@ -35,6 +37,8 @@ export interface ServerOptions {
   eventRetentionDays?: number;
   /** Rejects checks and reports from device ids that are not registered. */
   knownDevicesOnly?: boolean;
+  /** Limit of checks and reports per device id; default DEFAULT_DEVICE_RATE, 'off' for none. */
+  deviceRate?: RateLimit | 'off';
 }
 
 export interface RunningServer {
@@ -61,7 +65,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   try {
     const token = await resolveAdminToken(options.dataDir, options.adminToken, logger);
     const coapPort = options.coapPort ?? DEFAULT_COAP_PORT;
-    coap = await startCoap(store, logger, coapPort, options.bind, options.knownDevicesOnly ?? false).catch((err: unknown) => {
+    const deviceRate = options.deviceRate ?? DEFAULT_DEVICE_RATE;
+    coap = await startCoap(store, logger, coapPort, options.bind, { knownDevicesOnly: options.knownDevicesOnly ?? false, deviceRate }).catch((err: unknown) => {
       throw explainListenError(err, '--coap-port', coapPort, 'UDP');
     });
     admin = createAdminServer({
@@ -84,7 +89,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const coapService = coap;
   const adminServer = admin;
   const adminPort = (adminServer.address() as AddressInfo).port;
-  logger.info({ coapPort: coapService.port, coapBind: coapService.address, adminPort, knownDevicesOnly: options.knownDevicesOnly ?? false }, 'listening');
+  logger.info(
+    { coapPort: coapService.port, coapBind: coapService.address, adminPort, knownDevicesOnly: options.knownDevicesOnly ?? false, deviceRate: options.deviceRate ?? DEFAULT_DEVICE_RATE },
+    'listening',
+  );
   const retention = startEventRetention(store, logger.child({ component: 'storage' }), options.eventRetentionDays ?? DEFAULT_EVENT_RETENTION_DAYS);
 
   let closing: Promise<void> | undefined;
@@ -129,16 +137,22 @@ function explainListenError(err: unknown, flag: string, port: number, protocol: 
 }
 
 /** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
-async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined, knownDevicesOnly: boolean): Promise<CoapService> {
+/** CoAP policies passed through to startCoapService. */
+interface CoapPolicies {
+  knownDevicesOnly: boolean;
+  deviceRate: RateLimit | 'off';
+}
+
+async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined, policies: CoapPolicies): Promise<CoapService> {
   const coapLogger = logger.child({ component: 'coap' });
-  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind, knownDevicesOnly });
+  if (bind !== undefined) return startCoapService({ store, logger: coapLogger, port, bind, ...policies });
   try {
-    return await startCoapService({ store, logger: coapLogger, port, bind: '::', knownDevicesOnly });
+    return await startCoapService({ store, logger: coapLogger, port, bind: '::', ...policies });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EPROTONOSUPPORT') throw err;
     logger.warn({ err }, 'IPv6 is not available; CoAP listens on 0.0.0.0 only');
-    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0', knownDevicesOnly });
+    return startCoapService({ store, logger: coapLogger, port, bind: '0.0.0.0', ...policies });
   }
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type http from 'node:http';
 import { pino, type Logger } from 'pino';
 import { createAdminServer } from '../../src/admin/server.ts';
+import type { RateLimit } from '../../src/rate-limit.ts';
 import { Encoding, type EncodingName } from '../../src/protocol/constants.ts';
 import { sha256, signedMessage } from '../../src/protocol/manifest.ts';
 import { Store } from '../../src/storage/store.ts';
@@ -23,7 +24,7 @@ export interface AdminHarness {
 
 /** Starts the admin server on a real Store in a fresh temporary folder. */
 export async function startAdmin(
-  options: { publicKeyPem?: string; maxBodyBytes?: number; logger?: Logger } = {},
+  options: { publicKeyPem?: string; maxBodyBytes?: number; logger?: Logger; authFailureLimit?: RateLimit } = {},
 ): Promise<AdminHarness> {
   const dir = await mkdtemp(join(tmpdir(), 'ota-admin-'));
   const logger = options.logger ?? pino({ level: 'silent' });

@@ -13,6 +13,7 @@ import { onTestFailed } from 'vitest';
 import { startServer, type RunningServer } from '../../src/daemon/server.ts';
 import { Encoding } from '../../src/protocol/constants.ts';
 import { signedMessage } from '../../src/protocol/manifest.ts';
+import type { RateLimit } from '../../src/rate-limit.ts';
 import type { DeviceRecord, ReleaseRecord } from '../../src/storage/store.ts';
 import { firmwareFiles, SimulatedPico, type SimulatedPicoOptions } from '../../tools/harness/simulated-pico.ts';
 import { run as runOtaTool } from '../../tools/ota-tool/main.ts';
@@ -93,7 +94,7 @@ export interface Daemon {
 }
 
 /** Starts the daemon in-process on free ports with LevelDB in a temporary folder. */
-export async function startDaemon(options: { publicKeyPem?: string } = {}): Promise<Daemon> {
+export async function startDaemon(options: { publicKeyPem?: string; deviceRate?: RateLimit | 'off' } = {}): Promise<Daemon> {
   const dataDir = tempDir('data');
   const logger = pino({ level: 'silent' });
   const start = (coapPort: number, adminPort: number) =>
@@ -105,6 +106,7 @@ export async function startDaemon(options: { publicKeyPem?: string } = {}): Prom
       bind: '127.0.0.1',
       adminToken: ADMIN_TOKEN,
       ...(options.publicKeyPem === undefined ? {} : { publicKeyPem: options.publicKeyPem }),
+      ...(options.deviceRate === undefined ? {} : { deviceRate: options.deviceRate }),
     });
   let server = await start(0, 0);
   const daemon: Daemon = {
