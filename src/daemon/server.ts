@@ -136,12 +136,13 @@ function explainListenError(err: unknown, flag: string, port: number, protocol: 
   return err;
 }
 
-/** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
 /** CoAP policies passed through to startCoapService. */
 interface CoapPolicies {
   knownDevicesOnly: boolean;
   deviceRate: RateLimit | 'off';
 }
+
+/** Binds CoAP; with no address given, tries dual-stack "::" and falls back to 0.0.0.0 without IPv6. */
 
 async function startCoap(store: Store, logger: pino.Logger, port: number, bind: string | undefined, policies: CoapPolicies): Promise<CoapService> {
   const coapLogger = logger.child({ component: 'coap' });
