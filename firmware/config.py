@@ -34,6 +34,9 @@ DEFAULTS = {
     "modem_debug": False,
     "watchdog_ms": 8000,
     "log_level": "info",
+    # GPIO of the status LED: 25 on a plain Pico. A Pico W wires its LED to the
+    # wireless chip, which MicroPython names "LED".
+    "led_pin": 25,
     # Power saving mode requested after a check-in without an update: T3412 (periodic
     # TAU) above check_interval_s, so the modem wakes for check-ins, not for TAUs;
     # T3324 (active time) short, since the device pulls and is never paged. 0 turns PSM off.
@@ -87,6 +90,9 @@ def load(path=CONFIG_PATH):
     if not 1 <= config["block_window"] <= MAX_BLOCK_WINDOW:
         raise ConfigError("block_window must be 1..%d block requests in flight, got %d (1 is stop-and-wait)"
                           % (MAX_BLOCK_WINDOW, config["block_window"]))
+    led_pin = config["led_pin"]
+    if not (led_pin == "LED" or (isinstance(led_pin, int) and 0 <= led_pin <= 29)):
+        raise ConfigError("led_pin must be a GPIO number 0..29 or \"LED\" (Pico W), got %r" % (led_pin,))
     try:
         psm.encode_tau(config["psm_tau_s"])
         psm.encode_active(config["psm_active_s"])

@@ -86,6 +86,8 @@ class Launcher:
         """Load configuration and state, count a trial boot, import the app; return the state."""
         try:
             self.config = config.load()
+            if self.config["led_pin"] != led.LED_PIN:
+                self.led = led.Led(self.config["led_pin"])
         except config.ConfigError as err:
             # The app still runs; only updates stop until the file is fixed.
             _log.error("configuration unusable, updates disabled:", err)

@@ -20,6 +20,8 @@ describe('config.load', () => {
     ['trial_boots', 0, 'trial_boots must be at least 1'],
     ['watchdog_ms', 9000, 'at most 8388'],
     ['port', '5683', "'port' must be a non-negative integer"],
+    ['led_pin', 30, 'led_pin must be a GPIO number 0..29 or "LED" (Pico W), got 30'],
+    ['led_pin', 'led', "led_pin must be a GPIO number 0..29 or \"LED\" (Pico W), got 'led'"],
   ];
   for (const [key, value, reason] of INVALID) {
     test(`rejects ${key} ${JSON.stringify(value).slice(0, 12)}`, () => {

@@ -49,6 +49,15 @@ beforeEach(async () => {
 });
 
 describe('Launcher.boot', () => {
+  test('led_pin moves the status LED', () => {
+    mp.fs.writeFile('/ota_config.json', JSON.stringify({ device_id: 'pico-test-2', led_pin: 'LED' }));
+    boot();
+    expect(mp.run('print(launcher.led.pin.number)').trim()).toBe('LED');
+    mp.fs.writeFile('/ota_config.json', JSON.stringify({ device_id: 'pico-test-2' }));
+    boot();
+    expect(mp.run('print(launcher.led.pin.number)').trim()).toBe('25');
+  });
+
   test('factory boot imports slot a', () => {
     const out = boot();
     expect(out).toMatchObject({ reset: false, app: 'a', state: { active: 'a', trial: false } });
