@@ -18,7 +18,7 @@ export const AdminErrorCode = {
   ROUTE_NOT_FOUND: { status: 404, summary: 'no resource has this path' },
   METHOD_NOT_ALLOWED: { status: 405, summary: 'the resource does not support this method (the Allow header lists those it does)' },
   RELEASE_EXISTS: { status: 409, summary: 'a release with the same version precedence exists' },
-  PAYLOAD_EXISTS: { status: 409, summary: 'another release has a payload with the same download id' },
+  PAYLOAD_EXISTS: { status: 409, summary: 'another release uses the download id for bytes with another digest or encoding' },
   BODY_TOO_LARGE: { status: 413, summary: 'the body exceeds the size limit (16 MiB by default)' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the body is sent with a Content-Type other than application/json' },
   HOST_REJECTED: { status: 421, summary: 'the Host header names a DNS name other than localhost on a loopback address' },

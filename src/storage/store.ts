@@ -4,7 +4,7 @@
 //
 // Layout (sublevel!key -> value):
 //   release!<version>              -> ReleaseRecord (JSON)
-//   download!<download id>         -> version that owns the payload
+//   download!<download id>         -> version that first stored the payload (later sharers reuse it)
 //   chunk!<sha256 hex>/<index hex8> -> 1024 bytes of payload (the last one shorter)
 //   device!<device id>             -> DeviceRecord (JSON)
 //   registration!<device id>       -> RegistrationRecord (JSON)
@@ -180,20 +180,26 @@ export class Store {
         throw new StoreError('RELEASE_EXISTS', `release ${existing.version} exists; publish ${record.version} under a new version`);
       }
     }
+    // Publishing the bytes of an earlier release under a higher version is how a fleet
+    // goes back to known-good code, so such releases share the stored payload and its
+    // download resource. Only a different payload under the same id is a conflict.
     const owner = await this.downloads.get(record.downloadId);
-    if (owner !== undefined) {
+    const ownerRecord = owner === undefined ? undefined : this.releaseCache.get(owner);
+    if (owner !== undefined && !(ownerRecord && samePayload(ownerRecord, record))) {
       throw new StoreError(
         'DOWNLOAD_ID_EXISTS',
-        `the payload of ${record.version} has download id ${record.downloadId}, which release ${owner} uses; change the payload or revoke and reuse ${owner}`,
+        `the payload of ${record.version} has download id ${record.downloadId}, which release ${owner} uses for bytes with another digest or encoding; change the payload`,
       );
     }
 
     const batch = this.db.batch();
     batch.put(record.version, record, { sublevel: this.releases });
-    batch.put(record.downloadId, record.version, { sublevel: this.downloads });
-    for (let index = 0; index * CHUNK_BYTES < payload.length; index++) {
-      const chunk = payload.subarray(index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES);
-      batch.put(chunkKey(record.sha256, index), chunk, { sublevel: this.chunks });
+    if (owner === undefined) {
+      batch.put(record.downloadId, record.version, { sublevel: this.downloads });
+      for (let index = 0; index * CHUNK_BYTES < payload.length; index++) {
+        const chunk = payload.subarray(index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES);
+        batch.put(chunkKey(record.sha256, index), chunk, { sublevel: this.chunks });
+      }
     }
     await batch.write();
     this.cacheRelease({ ...record });
@@ -207,7 +213,16 @@ export class Store {
 
   private cacheRelease(record: ReleaseRecord): void {
     this.releaseCache.set(record.version, record);
-    this.releaseByDownload.set(record.downloadId, record);
+    // Releases that share a payload share its download resource: it is served while
+    // any of them is not revoked, under the highest such version.
+    let serving: ReleaseRecord | undefined;
+    for (const candidate of this.releaseCache.values()) {
+      if (candidate.downloadId !== record.downloadId) continue;
+      const better =
+        !serving || (serving.revoked && !candidate.revoked) || (serving.revoked === candidate.revoked && compareVersions(candidate.version, serving.version) > 0);
+      if (better) serving = candidate;
+    }
+    if (serving) this.releaseByDownload.set(record.downloadId, serving);
   }
 
   async getRelease(version: string): Promise<ReleaseRecord | undefined> {
@@ -397,6 +412,11 @@ export class Store {
   private assertOpen(): void {
     if (this.closed) throw new StoreError('CLOSED', 'the store is closed; open it again with Store.open(dir)');
   }
+}
+
+/** True when two records describe the same stored bytes, so they may share one download resource. */
+function samePayload(a: ReleaseRecord, b: ReleaseRecord): boolean {
+  return a.sha256 === b.sha256 && a.size === b.size && a.encoding === b.encoding;
 }
 
 function chunkKey(sha256Hex: string, index: number): string {

@@ -161,13 +161,25 @@ describe('concurrent publish', () => {
     expect((await admin.store.listEvents({})).filter((e) => e.type === 'publish')).toHaveLength(1);
   });
 
-  test('same payload twice is 409', async () => {
+  test('same payload under a new version', async () => {
+    admin = await startAdmin();
+    const payload = Buffer.from('shared payload');
+    const first = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0', {}, { payload }) });
+    const second = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.1', {}, { payload }) });
+
+    expect(second.status).toBe(201);
+    expect(second.body.downloadId).toBe(first.body.downloadId);
+    expect((await admin.store.getRelease('1.0.1'))?.sha256).toBe(first.body.sha256);
+  });
+
+  test('same bytes with another encoding is 409', async () => {
     admin = await startAdmin();
     const payload = Buffer.from('shared payload');
     await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.0', {}, { payload }) });
-    const response = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.1', {}, { payload }) });
+    const response = await call(admin.baseUrl, 'POST', '/api/releases', { body: releaseBody('1.0.1', {}, { payload, encoding: 'deflate' }) });
     expect(response.status).toBe(409);
     expect(response.body.error.code).toBe('PAYLOAD_EXISTS');
+    expect(response.body.error.message).toContain('another digest or encoding');
     expect(await admin.store.getRelease('1.0.1')).toBeUndefined();
   });
 });

@@ -171,3 +171,17 @@ describe('link format', () => {
     expect(Buffer.concat(parts).toString('utf8')).toContain(`</d/${release.downloadId}>;`);
   });
 });
+
+describe('shared payload', () => {
+  it('served while one sharer is not revoked', async () => {
+    // 1.2.0 republishes the bytes of 1.1.0, as a fleet going back to known-good code would.
+    const again = await publish(server.store, '1.2.0', image);
+    expect(again.downloadId).toBe(release.downloadId);
+
+    await server.store.updateRelease('1.1.0', { revoked: true });
+    expect((await getBlock(0, 6)).code).toBe('2.05');
+
+    await server.store.updateRelease('1.2.0', { revoked: true });
+    expect((await getBlock(0, 6)).code).toBe('4.04');
+  });
+});

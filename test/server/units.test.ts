@@ -121,10 +121,26 @@ describe('store', () => {
     expect((await store.listReleases()).map((release) => release.version)).toEqual(['2.0.0']);
   });
 
-  it('same payload twice rejected', async () => {
+  it('same payload shared by versions', async () => {
+    const store = await openStore();
+    const first = await publish(store, '1.0.0', payloadOf(10, 1));
+    const second = await publish(store, '1.0.1', payloadOf(10, 1));
+
+    expect(second.downloadId).toBe(first.downloadId);
+    expect((await store.listReleases()).map((release) => release.version)).toEqual(['1.0.1', '1.0.0']);
+    // The shared resource is served under the highest version that is not revoked.
+    expect(store.releaseByDownloadId(first.downloadId)?.version).toBe('1.0.1');
+    await store.updateRelease('1.0.1', { revoked: true });
+    expect(store.releaseByDownloadId(first.downloadId)?.version).toBe('1.0.0');
+    await store.updateRelease('1.0.0', { revoked: true });
+    expect(store.releaseByDownloadId(first.downloadId)?.revoked).toBe(true);
+  });
+
+  it('same bytes with another encoding rejected', async () => {
     const store = await openStore();
     await publish(store, '1.0.0', payloadOf(10, 1));
-    await expect(publish(store, '1.0.1', payloadOf(10, 1))).rejects.toMatchObject({ code: 'DOWNLOAD_ID_EXISTS' });
+    await expect(publish(store, '1.0.1', payloadOf(10, 1), { encoding: 'deflate' })).rejects.toMatchObject({ code: 'DOWNLOAD_ID_EXISTS' });
+    expect((await store.listReleases()).map((release) => release.version)).toEqual(['1.0.0']);
   });
 
   it('wrong digest rejected', async () => {

@@ -1,7 +1,7 @@
 // ota-tool against the real ota-server: publish, check, Block2 downloads by ota-tool
 // and by libcoap's coap-client, release management and the admin API's errors.
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -137,8 +137,36 @@ describe('publish and fetch 100 KiB', () => {
   it('publish rejects a duplicate version', async () => {
     const result = await runTool(['publish', bigFile, '--version', '2.0.0', '--key', key, '--json', ...admin]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/release 2.0.0 already exists on .*publish the change under a higher version/);
+    expect(result.stderr).toMatch(/rejected 2\.0\.0: a release with the precedence of 2\.0\.0 already exists.*publish the change under a higher version/);
     expect(jsonOf(result)).toMatchObject({ error: { code: 'RELEASE_EXISTS' } });
+  });
+
+  it('unknown image leaves no part file', async () => {
+    const out = join(temp.dir, 'unknown.bin');
+    const result = await runTool(['download', `${daemon.coapUrl}/d/ffffffffffff`, '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('failed with 4.04');
+    expect(existsSync(`${out}.part`)).toBe(false);
+  });
+
+  it('build metadata is no new version', async () => {
+    const result = await runTool(['publish', bigFile, '--version', '2.0.0+build2', '--key', key, ...admin]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('build metadata after "+" does not count');
+    expect(result.stderr).toContain('--version <a version above 2.0.0>');
+  });
+
+  it('same files under a higher version', async () => {
+    const result = await runTool(['publish', bigFile, '--name-as', 'app.py', '--version', '2.0.1', '--key', key, '--json', ...admin]);
+    expect(result.code).toBe(0);
+    // The bytes of 2.0.0 again: the new release shares its download resource.
+    expect(jsonOf(result)).toMatchObject({ version: '2.0.1', sha256: release.sha256, path: release.path });
+  });
+
+  it('public key as --key named', async () => {
+    const result = await runTool(['publish', bigFile, '--version', '2.0.2', '--key', `${key}.pub`, ...admin]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`--key ${key}.pub is a public key; releases are signed with the private key, ${key}, that keygen wrote beside it`);
   });
 });
 

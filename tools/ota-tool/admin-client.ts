@@ -29,8 +29,8 @@ export class AdminRequestError extends CliError {
   }
 }
 
-/** Finds the admin token: --token, then --token-file, then OTA_ADMIN_TOKEN. */
-export function resolveToken(args: AdminArgs, io: CliIo): string | undefined {
+/** Finds the admin token: --token, then --token-file, then OTA_ADMIN_TOKEN; example is the running command's. */
+export function resolveToken(args: AdminArgs, io: CliIo, example: string): string | undefined {
   if (args.token) return args.token;
   if (args.tokenFile) {
     let text: string;
@@ -38,12 +38,12 @@ export function resolveToken(args: AdminArgs, io: CliIo): string | undefined {
       text = readFileSync(args.tokenFile, 'utf8');
     } catch (error) {
       throw new CliError(
-        `--token-file ${args.tokenFile} cannot be read: ${(error as Error).message}`,
-        'ota-tool releases --token-file /var/lib/ota-server/admin-token',
+        `--token-file ${args.tokenFile} cannot be read: ${(error as Error).message}; ota-server writes its token to <data-dir>/admin-token`,
+        example,
       );
     }
     const token = text.trim();
-    if (!token) throw new CliError(`--token-file ${args.tokenFile} is empty`, 'ota-tool releases --token-file /var/lib/ota-server/admin-token');
+    if (!token) throw new CliError(`--token-file ${args.tokenFile} is empty; ota-server writes its token to <data-dir>/admin-token`, example);
     return token;
   }
   return io.env.OTA_ADMIN_TOKEN || undefined;
@@ -54,10 +54,10 @@ export function normalizeServer(server: string): string {
   try {
     url = new URL(server);
   } catch {
-    throw new CliError(`--server "${server}" is not a URL`, 'ota-tool releases --server http://127.0.0.1:3000');
+    throw new CliError(`--server "${server}" is not a URL; the admin API needs http://HOST:PORT`, 'ota-tool releases --server http://127.0.0.1:3000', 'USAGE');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new CliError(`--server "${server}" must be an http:// or https:// admin URL`, 'ota-tool releases --server http://127.0.0.1:3000');
+    throw new CliError(`--server "${server}" must be an http:// or https:// admin URL`, 'ota-tool releases --server http://127.0.0.1:3000', 'USAGE');
   }
   return url.origin + url.pathname.replace(/\/+$/, '');
 }
@@ -71,8 +71,8 @@ export class AdminClient {
 
   constructor(args: AdminArgs, io: CliIo, example: string) {
     this.server = normalizeServer(args.server);
-    this.token = resolveToken(args, io);
-    this.tokenExample = example.includes('--token') ? example : `${example} --token-file /var/lib/ota-server/admin-token`;
+    this.tokenExample = example.includes('--token') ? example : `${example} --token-file data/admin-token`;
+    this.token = resolveToken(args, io, this.tokenExample);
   }
 
   /** Sends one request and resolves with the parsed JSON body of a 2xx response. */

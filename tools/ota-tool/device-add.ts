@@ -107,7 +107,7 @@ function registers(args: DeviceAddArgs): boolean {
 }
 
 async function register(args: DeviceAddArgs, channel: string, file: string, io: CliIo): Promise<{ server: string; outcome: string; record: Registration }> {
-  const admin = new AdminClient({ server: args.adminServer ?? DEFAULT_ADMIN_SERVER, token: args.token, tokenFile: args.tokenFile }, io, `${EXAMPLE} --token-file /var/lib/ota-server/admin-token`);
+  const admin = new AdminClient({ server: args.adminServer ?? DEFAULT_ADMIN_SERVER, token: args.token, tokenFile: args.tokenFile }, io, `${EXAMPLE} --token-file data/admin-token`);
   const path = `/api/devices/${encodeURIComponent(args.id)}/registration`;
   let previous: Registration | undefined;
   let record: Registration;

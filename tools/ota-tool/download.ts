@@ -257,6 +257,11 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
   } finally {
     client.close();
     await handle.close();
+    // A run that failed before any byte arrived leaves no empty FILE.part behind.
+    if (!transfer && written === 0) {
+      await rm(partFile, { force: true });
+      await rm(recordFile, { force: true });
+    }
   }
   // A finished transfer leaves nothing to resume: good bytes are renamed below, and bad
   // ones stay in FILE.part for inspection but must not seed the next run.

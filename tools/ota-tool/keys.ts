@@ -22,6 +22,10 @@ export function loadPrivateKey(file: string): KeyObject {
   try {
     key = createPrivateKey(pem);
   } catch (error) {
+    if (pem.includes('-----BEGIN PUBLIC KEY-----')) {
+      const privateFile = file.endsWith('.pub') ? file.slice(0, -'.pub'.length) : 'the private key file';
+      throw new CliError(`--key ${file} is a public key; releases are signed with the private key, ${privateFile}, that keygen wrote beside it`, example);
+    }
     throw new CliError(`--key ${file} is not a PEM private key: ${(error as Error).message}`, example);
   }
   if (key.asymmetricKeyType !== 'ed25519') {

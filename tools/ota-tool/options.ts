@@ -96,17 +96,17 @@ export const ADMIN_FLAGS = { server: 'adminServer', token: 'token', 'token-file'
 /** A command line that works, per command; help shows it and errors repeat it. */
 export const EXAMPLES: Record<string, string> = {
   keygen: 'ota-tool keygen --key release.key',
-  publish: 'ota-tool publish app.py --version 1.2.0 --key release.key --server http://127.0.0.1:3000 --token-file /var/lib/ota-server/admin-token',
+  publish: 'ota-tool publish app.py --version 1.2.0 --key release.key --server http://127.0.0.1:3000 --token-file data/admin-token',
   releases: 'ota-tool releases --server http://127.0.0.1:3000',
   devices: 'ota-tool devices --server http://127.0.0.1:3000',
   events: 'ota-tool events --device pico-001 --limit 20',
-  revoke: 'ota-tool revoke 1.2.0 --token-file /var/lib/ota-server/admin-token',
-  rollout: 'ota-tool rollout 1.2.0 25 --token-file /var/lib/ota-server/admin-token',
-  schedule: 'ota-tool schedule 1.2.0 --at 2026-12-05T02:00:00Z --token-file /var/lib/ota-server/admin-token',
+  revoke: 'ota-tool revoke 1.2.0 --token-file data/admin-token',
+  rollout: 'ota-tool rollout 1.2.0 25 --token-file data/admin-token',
+  schedule: 'ota-tool schedule 1.2.0 --at 2026-12-05T02:00:00Z --token-file data/admin-token',
   check: 'ota-tool check --server coap://127.0.0.1:5683 --device pico-001 --current 1.0.0 --public-key release.key.pub',
   download: 'ota-tool download coap://127.0.0.1:5683/d/3f2a9c01b7e4 --out image.bin --block-size 512',
   'device add': 'ota-tool device add pico-001 --server ota.example.net:5683 --apn iot.example --public-key release.key.pub',
-  'device remove': 'ota-tool device remove pico-001 --token-file /var/lib/ota-server/admin-token',
+  'device remove': 'ota-tool device remove pico-001 --token-file data/admin-token',
   unpack: 'ota-tool unpack image.bin --out unpacked/',
 };
 

@@ -129,12 +129,16 @@ export async function publish(args: PublishArgs, io: CliIo): Promise<void> {
 function explainPublishFailure(error: unknown, args: PublishArgs): unknown {
   if (!(error instanceof AdminRequestError)) return error;
   const { status, code, message } = error.server;
-  if (status === 409) {
+  if (code === 'RELEASE_EXISTS') {
+    // The server compares versions by precedence, so 1.0.0+b collides with 1.0.0+a.
     return new CliError(
-      `release ${args.version} already exists on ${args.server}; versions are immutable, so publish the change under a higher version`,
-      `ota-tool publish ${args.files.join(' ')} --version <a version above ${args.version}> --key ${args.key}`,
+      `${args.server} rejected ${args.version}: ${message}. Versions are immutable and build metadata after "+" does not count, so publish the change under a higher version`,
+      `ota-tool publish ${args.files.join(' ')} --version <a version above ${args.version.split('+')[0]}> --key ${args.key}`,
       code,
     );
+  }
+  if (status === 409) {
+    return new CliError(`${args.server} rejected ${args.version}: ${message}`, 'ota-tool releases', code);
   }
   if (status === 413) {
     return new CliError(`the upload of release ${args.version} is larger than the server accepts (413): ${message}`, undefined, code);
