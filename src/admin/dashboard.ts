@@ -134,6 +134,7 @@ export const dashboardHtml = `<!doctype html>
 </head>
 <body>
 <h1>ota-server</h1>
+<noscript><p>The tables are filled by JavaScript. Without it, read the same data as JSON at <a href="/api/releases">/api/releases</a>, <a href="/api/devices">/api/devices</a> and <a href="/api/events">/api/events</a>.</p></noscript>
 <p id="status">Loading</p>
 <h2>Releases</h2>
 ${table('releases', ['Version', 'Channel', 'Rollout', 'Revoked', 'Size', 'Encoding', 'Published', 'Starts', 'Notes'])}

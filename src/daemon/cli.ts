@@ -33,6 +33,26 @@ export class UsageError extends Error {}
 
 /** Parses argv (without node and script) and the OTA_* environment variables; undefined after --help. */
 export async function parseCli(argv: string[]): Promise<CliOptions | undefined> {
+  try {
+    return await parseOptions(argv);
+  } catch (err) {
+    throw err instanceof UsageError ? new UsageError(nameTheVariable(err.message, argv)) : err;
+  }
+}
+
+/**
+ * Points an error about --flag at OTA_FLAG when the value came from that variable,
+ * because the operator never typed the flag the message names.
+ */
+function nameTheVariable(message: string, argv: string[]): string {
+  const flag = /^--([a-z-]+)/.exec(message)?.[1];
+  if (flag === undefined || argv.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`))) return message;
+  const variable = `OTA_${flag.toUpperCase().replace(/-/g, '_')}`;
+  if (process.env[variable] === undefined) return message;
+  return `${variable} (the environment variable of --${flag})${message.slice(flag.length + 2)}`;
+}
+
+async function parseOptions(argv: string[]): Promise<CliOptions | undefined> {
   const parser = yargs(argv)
     .scriptName('ota-server')
     .usage('$0 [options]\n\nServes over-the-air updates to Picos over CoAP and the admin API over HTTP.\nEvery option can also be set through the environment variable shown.')
@@ -208,7 +228,7 @@ function readPublicKey(file: string): string {
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`--public-key file ${file} cannot be read (${(err as Error).message}); example: --public-key ./release-key.pub.pem`);
+    throw new UsageError(`--public-key file ${file} cannot be read (${(err as Error).message}); example: --public-key release.key.pub`);
   }
   if (isPrivateKey(pem)) {
     throw new UsageError(
@@ -222,7 +242,7 @@ function readPublicKey(file: string): string {
     type = undefined;
   }
   if (type !== 'ed25519') {
-    throw new UsageError(`--public-key file ${file} must hold an Ed25519 public key in PEM, got ${type ?? 'no public key'}; example: --public-key ./release-key.pub.pem`);
+    throw new UsageError(`--public-key file ${file} must hold an Ed25519 public key in PEM, got ${type ?? 'no public key'}; example: --public-key release.key.pub`);
   }
   return pem;
 }

@@ -63,6 +63,8 @@ describe('dashboard page', () => {
     expect(response.headers.get('content-security-policy')).toContain("default-src 'none'");
     expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=/i);
     expect(html).toContain('/api/releases');
+    // Without JavaScript (curl, a text browser) the page points to the JSON API.
+    expect(html).toMatch(/<noscript>.*href="\/api\/devices".*<\/noscript>/s);
   });
 
   test.skipIf(!chromium)('chromium renders releases and devices', async () => {

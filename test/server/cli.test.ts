@@ -61,8 +61,16 @@ describe('cli option values', () => {
   });
 
   it('empty or bad env port rejected', async () => {
-    expect(await usageErrorOf([], { OTA_COAP_PORT: '' })).toContain('--coap-port must be a decimal integer 0..65535 (0 picks a free port), got ""');
+    expect(await usageErrorOf([], { OTA_COAP_PORT: '' })).toContain(
+      'OTA_COAP_PORT (the environment variable of --coap-port) must be a decimal integer 0..65535 (0 picks a free port), got ""',
+    );
     expect(await usageErrorOf([], { OTA_COAP_PORT: 'abc' })).toContain('got "abc"');
+  });
+
+  it('flag error names the flag', async () => {
+    // The flag wins over the variable, so the message names what was typed.
+    const message = await usageErrorOf(['--coap-port', 'abc'], { OTA_COAP_PORT: '5683' });
+    expect(message.startsWith('--coap-port must be a decimal integer')).toBe(true);
   });
 
   it('known devices only switch', async () => {

@@ -89,6 +89,15 @@ describe('device add', () => {
     expect(jsonOf(result).config).toMatchObject({ port: 5683, channel: 'stable', check_interval_s: 3600 });
   });
 
+  it('warns about a loopback server', async () => {
+    const key = await newKey('loopback.key');
+    const out = join(temp.dir, 'dev-loopback');
+    const result = await runTool(['device', 'add', 'pico-003', '--server', '127.0.0.1:5683', '--apn', 'nb.iot', '--public-key', `${key}.pub`, '--out', out]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain("warning: --server 127.0.0.1 is this computer's loopback address");
+    expect(existsSync(join(out, 'ota_config.json'))).toBe(true);
+  });
+
   it('rejects a bad device id', async () => {
     const key = await newKey('badid.key');
     const out = join(temp.dir, 'dev3');

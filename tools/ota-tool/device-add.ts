@@ -66,8 +66,17 @@ export function parseServer(server: string): { host: string; port: number } {
   return { host, port };
 }
 
+/** True for names and addresses that mean this computer, which a Pico on NB-IoT can never reach. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || host.startsWith('127.') || host === '::1';
+}
+
 export async function deviceAdd(args: DeviceAddArgs, io: CliIo): Promise<void> {
   const { host, port } = parseServer(args.server);
+  if (isLoopback(host)) {
+    // Still written: the simulator and tests run the firmware on this computer.
+    io.stderr(`warning: --server ${host} is this computer's loopback address, which a Pico on NB-IoT cannot reach; use the server's public name or address unless the device is simulated here\n`);
+  }
   const publicKey = rawPublicKey(loadPublicKey(args.publicKey, EXAMPLE)).toString('hex');
   const config: DeviceConfig = {
     device_id: args.id,
