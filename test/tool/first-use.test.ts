@@ -79,7 +79,7 @@ describe('server arguments', () => {
   });
 
   it('device add bracketed IPv6 works', async () => {
-    const result = await runTool(['device', 'add', 'p6', '--server', '[::1]:5683', '--apn', 'a', '--public-key', `${key}.pub`, '--out', join(temp.dir, 'p6'), '--json']);
+    const result = await runTool(['device', 'add', 'p6', '--server', '[2001:db8::1]:5683', '--apn', 'a', '--public-key', `${key}.pub`, '--out', join(temp.dir, 'p6'), '--json']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
   });
