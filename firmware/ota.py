@@ -69,6 +69,10 @@ class ServerBusy(Exception):
         self.retry_after_s = retry_after_s
 
 
+class CheckRejected(Exception):
+    """The server answered the check with an error code: the link works, the request does not."""
+
+
 def _server_busy(response, request_name):
     max_age_s = response.uint_option(coap.OPT_MAX_AGE)
     retry_after_s = min(DEFAULT_MAX_AGE_S if max_age_s is None else max_age_s, MAX_RETRY_AFTER_S)
@@ -195,6 +199,13 @@ class Updater:
             _log.warn("server busy, next check-in in", err.retry_after_s, "s at the earliest:", err)
             self.disconnect()
             return state
+        except CheckRejected as err:
+            # Such as 4.03 for a device the server does not know: power-cycling the
+            # modem cannot fix that, so it is no link failure either.
+            self._failures = 0
+            _log.error("check-in rejected by the server:", err)
+            self.disconnect()
+            return state
         except Exception as err:  # modem, network or server fault: retry next interval
             self._failures += 1
             _log.error("check-in failed:", err)
@@ -257,7 +268,7 @@ class Updater:
         if response.code == coap.SERVICE_UNAVAILABLE:
             raise _server_busy(response, "check")
         if response.code != coap.CONTENT:
-            raise CoapError("check returned %s: %s" % (coap.code_string(response.code), bytes(response.payload)))
+            raise CheckRejected("check returned %s: %s" % (coap.code_string(response.code), bytes(response.payload)))
         manifest = cbor.decode(response.payload)
         if not isinstance(manifest, dict):
             raise ValueError("check response is not a CBOR map: %r" % (manifest,))

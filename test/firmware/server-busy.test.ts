@@ -63,6 +63,12 @@ describe('Updater on 5.03', () => {
     expect(mp.json('print(json.dumps(updater.retry_after_s))')).toBe(86400);
   });
 
+  test('rejected check is no link failure', () => {
+    // 131 is 4.03, as for a device the server does not know: the modem is fine, so no restart is counted.
+    mp.run('server.check_answer = (131, [])\nupdater._failures = 1\nupdater.check_in(slots.load())');
+    expect(mp.json('print(json.dumps([updater._failures, updater.retry_after_s]))')).toEqual([0, 0]);
+  });
+
   test('busy report kept in outbox', () => {
     mp.run(`
 reports.add(ota_proto.OUTCOME_CONFIRMED, "1.0.0")
