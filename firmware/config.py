@@ -102,6 +102,9 @@ def load(path=CONFIG_PATH):
     if not config["device_id"]:
         config["device_id"] = _default_device_id()
     _check_text("device_id", config["device_id"], MAX_DEVICE_ID_BYTES, b"._-", True)
+    if config["device_id"] in (".", ".."):
+        # The server rejects them: as URL path segments they would be resolved away.
+        raise ConfigError("configuration key 'device_id' must not be %r" % config["device_id"])
     _check_text("channel", config["channel"], MAX_CHANNEL_BYTES, b"-", False)
     config["public_key_bytes"] = _public_key(config["public_key"])
     level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN, "error": log.ERROR}.get(config["log_level"])

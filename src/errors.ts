@@ -93,7 +93,7 @@ export const ERROR_CATALOGUE = {
   },
   DEVICE_NOT_REGISTERED: {
     coapCode: CoapCode.forbidden,
-    message: (id) => `device ${id} is not registered on this server; register it with ota-tool device add ${id} --token-file <admin-token>`,
+    message: (id) => `device ${id} is not registered on this server; register it with ota-tool device add (docs/ota-tool.md) or PUT /api/devices/${id}/registration`,
   },
   RESOURCE_NOT_FOUND: {
     coapCode: CoapCode.notFound,

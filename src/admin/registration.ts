@@ -11,8 +11,14 @@ import type { RouteContext, RouteResult } from './routes.ts';
 /** Maximum label length in UTF-8 bytes: enough for a location and an owner, short enough for a table cell. */
 export const MAX_LABEL_BYTES = 200;
 const REGISTRATION_FIELDS = ['channel', 'label'];
-/** C0 controls and DEL would break the one-line tables of ota-tool and the log lines. */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+/**
+ * Characters a label may not contain. C0 and C1 controls, DEL and the Unicode line and
+ * paragraph separators break the one-line tables of ota-tool and the log lines.
+ * Bidirectional controls can make a label read differently from what it is.
+ */
+export const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+/** A UTF-16 surrogate without its partner: not a character, so not storable as UTF-8 text. */
+export const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** A device as the devices list shows it: its last check-in merged with its registration. */
 export interface DeviceView {
@@ -70,7 +76,7 @@ export function mergeDevices(records: DeviceRecord[], registrations: Registratio
 /** Checks the device id of a registration path. */
 export function checkDeviceIdParam(id: string): void {
   if (!DEVICE_ID_PATTERN.test(id)) {
-    throw new AdminError('FIELD_INVALID', `device id "${id}" must be 1..64 of A-Z, a-z, 0-9, ".", "_" and "-", such as pico-001`, { field: 'id' });
+    throw new AdminError('FIELD_INVALID', `device id "${id}" must be 1..64 of A-Z, a-z, 0-9, ".", "_" and "-", other than "." and "..", such as pico-001`, { field: 'id' });
   }
 }
 
@@ -89,8 +95,12 @@ export function validateRegistration(body: Record<string, unknown>): { channel: 
   if (bytes > MAX_LABEL_BYTES) {
     throw new AdminError('FIELD_INVALID', `label has ${bytes} bytes of UTF-8, at most ${MAX_LABEL_BYTES} are allowed; shorten it`, { field: 'label' });
   }
-  if (CONTROL_CHARACTER.test(label)) {
-    throw new AdminError('FIELD_INVALID', 'label contains a control character such as a line break or tab; send it as one line of text', { field: 'label' });
+  if (CONTROL_CHARACTER.test(label) || LONE_SURROGATE.test(label)) {
+    throw new AdminError(
+      'FIELD_INVALID',
+      'label contains a control character (such as a line break, a tab or a text-direction mark) or a lone surrogate; send it as one line of plain text',
+      { field: 'label' },
+    );
   }
   return { channel, label };
 }

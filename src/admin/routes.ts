@@ -191,7 +191,7 @@ export async function getDevice(ctx: RouteContext): Promise<RouteResult> {
 export async function listEvents(ctx: RouteContext): Promise<RouteResult> {
   const device = ctx.url.searchParams.get('device') ?? undefined;
   if (device !== undefined && !DEVICE_ID_PATTERN.test(device)) {
-    throw new AdminError('INVALID_QUERY', `device "${device}" must be 1..64 of A-Z, a-z, 0-9, ".", "_" and "-"`, { field: 'device' });
+    throw new AdminError('INVALID_QUERY', `device "${device}" must be 1..64 of A-Z, a-z, 0-9, ".", "_" and "-", other than "." and ".."`, { field: 'device' });
   }
   const limitText = ctx.url.searchParams.get('limit');
   let limit = DEFAULT_EVENT_LIMIT;

@@ -195,23 +195,25 @@ function digestToken(token: string): Buffer {
 const AUTH_WARNING_INTERVAL_MS = 10_000;
 
 /**
- * Logs rejected tokens at most once per AUTH_WARNING_INTERVAL_MS with the number of
- * rejections since the last warning, so a client that retries in a loop cannot flood
- * the log.
+ * Logs each kind of rejection (message) at most once per AUTH_WARNING_INTERVAL_MS with
+ * the number of its rejections since its last warning, so a client that retries in a
+ * loop cannot flood the log. Kinds are throttled apart, so the start of a 429 lockout
+ * is never hidden behind the wrong-token warnings that caused it.
  */
 class AuthFailureLog {
-  private lastWarningMs = -Infinity;
-  private suppressed = 0;
+  private readonly byMessage = new Map<string, { lastWarningMs: number; suppressed: number }>();
 
   warn(logger: Logger, req: IncomingMessage, message: string): void {
     const now = Date.now();
-    if (now - this.lastWarningMs < AUTH_WARNING_INTERVAL_MS) {
-      this.suppressed++;
+    const entry = this.byMessage.get(message) ?? { lastWarningMs: -Infinity, suppressed: 0 };
+    this.byMessage.set(message, entry);
+    if (now - entry.lastWarningMs < AUTH_WARNING_INTERVAL_MS) {
+      entry.suppressed++;
       return;
     }
-    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress, suppressed: this.suppressed }, message);
-    this.lastWarningMs = now;
-    this.suppressed = 0;
+    logger.warn({ method: req.method, url: req.url, remoteAddress: req.socket.remoteAddress, suppressed: entry.suppressed }, message);
+    entry.lastWarningMs = now;
+    entry.suppressed = 0;
   }
 }
 

@@ -36,8 +36,12 @@ export function linkFormat(releases: readonly ReleaseRecord[], filter?: LinkFilt
       ],
     },
   ];
+  const listed = new Set<string>();
   for (const release of releases) {
-    if (release.revoked) continue;
+    // Releases that share a payload share one resource, listed once under the first
+    // (highest, as the store sorts them) version that is not revoked.
+    if (release.revoked || listed.has(release.downloadId)) continue;
+    listed.add(release.downloadId);
     links.push({
       href: `/${PATH_DOWNLOAD}/${release.downloadId}`,
       attributes: [

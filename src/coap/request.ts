@@ -232,7 +232,7 @@ export function parseReportBody(map: Map<unknown, unknown>): ReportRequest {
 
 function checkDeviceId(deviceId: string): void {
   if (!DEVICE_ID_PATTERN.test(deviceId)) {
-    throw new CoapError('VALUE_INVALID', 'device id', '1..64 characters of A-Z, a-z, 0-9, ".", "_" and "-"', quote(deviceId));
+    throw new CoapError('VALUE_INVALID', 'device id', '1..64 characters of A-Z, a-z, 0-9, ".", "_" and "-", other than "." and ".."', quote(deviceId));
   }
 }
 

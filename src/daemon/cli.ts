@@ -211,7 +211,7 @@ function parseDeviceRate(rateValue: unknown, burstValue: unknown): RateLimit | '
   const example = `example: --device-rate ${DEFAULT_DEVICE_RATE.ratePerMinute}, or --device-rate off to turn the limit off`;
   const rate = /^[0-9]{1,6}(\.[0-9]{1,6})?$/.test(rateText) ? Number(rateText) : NaN;
   if (rate === 0) {
-    throw new UsageError(`--device-rate 0 would reject every device forever once its burst is spent; ${example}`);
+    throw new UsageError(`--device-rate must not be 0, which would reject every device forever once its burst is spent; ${example}`);
   }
   if (!(rate > 0 && rate <= MAX_DEVICE_RATE_PER_MINUTE)) {
     throw new UsageError(`--device-rate must be a decimal number of requests per minute above 0 and at most ${MAX_DEVICE_RATE_PER_MINUTE}, or "off", got "${rateText}"; ${example}`);

@@ -82,8 +82,11 @@ export const MAX_CHANNEL_BYTES = 32;
 export const MAX_DETAIL_BYTES = 200;
 export const DEFAULT_CHANNEL = 'stable';
 
-/** Device ids: letters, digits, dot, underscore, hyphen. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * Device ids: letters, digits, dot, underscore, hyphen, but not "." or "..", which as a
+ * URL path segment (/api/devices/<id>) would be resolved away before the admin API saw them.
+ */
+export const DEVICE_ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$/;
 /** Channels: lower-case letters, digits, hyphen. */
 export const CHANNEL_PATTERN = /^[a-z0-9-]{1,32}$/;
 

@@ -70,4 +70,13 @@ describe('admin authentication limit', () => {
     expect(text).not.toContain(WRONG_TOKEN);
     expect(text).not.toContain(TOKEN);
   });
+
+  test('lockout logged apart from failures', async () => {
+    const { admin, lines } = await startLimited();
+    for (let i = 0; i < 4; i++) await call(admin.baseUrl, 'POST', '/api/releases', { body: {}, token: WRONG_TOKEN });
+    const messages = lines.map((line) => (JSON.parse(line) as { level: number; msg: string })).filter((line) => line.level === 40).map((line) => line.msg);
+    expect(messages).toContain('admin request with wrong bearer token');
+    // The fourth request is the first 429; its warning is not folded into the wrong-token count.
+    expect(messages).toContain('admin client over its limit of failed authentications; answering 429');
+  });
 });

@@ -130,6 +130,10 @@ describe('device registration', () => {
     { name: 'label of 201 bytes', id: 'pico-001', body: { label: 'x'.repeat(201) }, field: 'label', message: 'label has 201 bytes of UTF-8, at most 200' },
     { name: 'label of 101 two-byte characters', id: 'pico-001', body: { label: 'é'.repeat(101) }, field: 'label', message: 'label has 202 bytes' },
     { name: 'label with a line break', id: 'pico-001', body: { label: 'a\nb' }, field: 'label', message: 'control character' },
+    { name: 'label with NEL', id: 'pico-001', body: { label: 'a\u0085b' }, field: 'label', message: 'control character' },
+    { name: 'label with a line separator', id: 'pico-001', body: { label: 'a\u2028b' }, field: 'label', message: 'control character' },
+    { name: 'label with a direction override', id: 'pico-001', body: { label: '\u202egnp.exe' }, field: 'label', message: 'text-direction mark' },
+    { name: 'label with a lone surrogate', id: 'pico-001', body: { label: 'a\ud800' }, field: 'label', message: 'lone surrogate' },
     { name: 'unknown field', id: 'pico-001', body: { lable: 'typo' }, field: 'lable', message: 'field "lable" is unknown' },
   ];
 

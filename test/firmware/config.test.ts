@@ -14,6 +14,7 @@ describe('config.load', () => {
   const INVALID: Array<[string, unknown, string]> = [
     ['device_id', 'pico 1', "'device_id' must be 1..64 bytes"],
     ['device_id', 'x'.repeat(65), "'device_id' must be 1..64 bytes"],
+    ['device_id', '..', "'device_id' must not be '..'"],
     ['channel', 'Beta', "'channel' must be 1..32 bytes of lower-case"],
     ['public_key', 'abcd', 'public_key must be 64 hex characters'],
     ['block_size', 8, 'block_size must be 16..1024'],

@@ -177,6 +177,9 @@ describe('shared payload', () => {
     // 1.2.0 republishes the bytes of 1.1.0, as a fleet going back to known-good code would.
     const again = await publish(server.store, '1.2.0', image);
     expect(again.downloadId).toBe(release.downloadId);
+    const links = (await client.request({ code: Code.GET, options: path_('.well-known', 'core') })).payload.toString('utf8');
+    expect(links.split(`</d/${release.downloadId}>`)).toHaveLength(2);
+    expect(links).toContain('title="Image 1.2.0 (stable)"');
 
     await server.store.updateRelease('1.1.0', { revoked: true });
     expect((await getBlock(0, 6)).code).toBe('2.05');

@@ -46,7 +46,7 @@ describe('device rate options', () => {
 
   test('invalid values rejected', async () => {
     expect(await usageErrorOf(['--device-rate', '0'])).toBe(
-      '--device-rate 0 would reject every device forever once its burst is spent; example: --device-rate 2, or --device-rate off to turn the limit off',
+      '--device-rate must not be 0, which would reject every device forever once its burst is spent; example: --device-rate 2, or --device-rate off to turn the limit off',
     );
     for (const value of ['-1', '1e3', 'fast', '', '60001']) {
       expect(await usageErrorOf(['--device-rate', value]), value).toContain(`--device-rate must be a decimal number of requests per minute above 0 and at most 60000, or "off", got "${value}"`);

@@ -81,7 +81,7 @@ describe('known devices only', () => {
     const reply = await client.request({ code: Code.POST, options: [...path_('c'), CBOR_FORMAT], payload: checkBody('pico-stranger') });
     expect(reply.code).toBe('4.03');
     expect(reply.payload.toString('utf8')).toBe(
-      'device pico-stranger is not registered on this server; register it with ota-tool device add pico-stranger --token-file <admin-token>',
+      'device pico-stranger is not registered on this server; register it with ota-tool device add (docs/ota-tool.md) or PUT /api/devices/pico-stranger/registration',
     );
     const byQuery = await client.request({ code: Code.GET, options: [...path_('c'), ...query('d=pico-stranger', 'v=1.0.0')] });
     expect(byQuery.code).toBe('4.03');

@@ -51,6 +51,7 @@ const cases: Case[] = [
   { name: 'device id wrong type', spec: () => ({ ...goodCheck(), payload: checkBody([[0, 42], [1, '1.0.0']]) }), code: '4.00', diagnostic: 'key 0 (device id) must be a text string, got the number 42' },
   { name: 'version missing', spec: () => ({ ...goodCheck(), payload: checkBody([[0, 'pico-001']]) }), code: '4.00', diagnostic: 'key 1 (running version) is missing' },
   { name: 'device id too long', spec: () => ({ ...goodCheck(), payload: checkBody([[0, 'p'.repeat(65)], [1, '1.0.0']]) }), code: '4.00', diagnostic: 'device id must be 1..64' },
+  { name: 'device id ..', spec: () => ({ ...goodCheck(), payload: checkBody([[0, '..'], [1, '1.0.0']]) }), code: '4.00', diagnostic: 'other than "." and ".."' },
   { name: 'version too long', spec: () => ({ ...goodCheck(), payload: checkBody([[0, 'pico-001'], [1, `1.0.0-${'a'.repeat(27)}`]]) }), code: '4.00', diagnostic: 'at most 32 bytes, got 33 bytes' },
   { name: 'version not semver', spec: () => ({ ...goodCheck(), payload: checkBody([[0, 'pico-001'], [1, '1.0']]) }), code: '4.00', diagnostic: 'semantic version' },
   { name: 'channel invalid', spec: () => ({ ...goodCheck(), payload: checkBody([[0, 'pico-001'], [1, '1.0.0'], [2, 'Beta!']]) }), code: '4.00', diagnostic: 'channel must be' },

@@ -1,9 +1,11 @@
 // ota-tool's CoAP client: message codec against hand-built bytes, Block2 values, and
 // downloads from libcoap's coap-server and from a scripted UDP peer.
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CoapClient,
@@ -122,7 +124,7 @@ function blockMessage(request: CoapMessage, etag: string, more: boolean, payload
   };
 }
 
-/** A block filled with its own number; the last one (more false) has 5 bytes. */
+/** Builds a block filled with its own number; the last one (more false) has 5 bytes. */
 function blockResponse(request: CoapMessage, etag: string, more: boolean): CoapMessage {
   const block = requestedBlock(request);
   return blockMessage(request, etag, more, Buffer.alloc(more ? 2 ** (block.szx + 4) : 5, block.num));
@@ -221,6 +223,10 @@ async function imagePeer(initial: { image: Buffer; etag: string; silentFrom?: nu
     state.requested.push(block.num);
     if (block.num >= state.silentFrom) return null;
     const size = 2 ** (block.szx + 4);
+    if (block.num * size >= state.image.length) {
+      // 4.02 Bad Option, the code ota-server returns for a block past the end.
+      return { type: MessageType.ack, code: 130, mid: request.mid, token: request.token, options: [], payload: Buffer.from('past the last block') };
+    }
     const more = (block.num + 1) * size < state.image.length;
     return blockMessage(request, state.etag, more, state.image.subarray(block.num * size, (block.num + 1) * size));
   });
@@ -274,7 +280,7 @@ describe('download resume', () => {
       const second = await runTool([...argv, '--json']);
 
       expect(second.code).toBe(0);
-      expect(second.stderr).toContain('the ETag is now bb02, FILE.part was downloaded with bb01: the image changed, so the download starts again at block 0');
+      expect(second.stderr).toContain(`the ETag is now bb02, the reused bytes were downloaded with bb01: ${join(temp.dir, 'changed.bin.part')} belongs to another image, so the download starts again at block 0`);
       expect(peer.state.requested).toEqual([4, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       expect(jsonOf(second)).toMatchObject({ resumedFrom: 0, sha256Matches: true });
       expect(readFileSync(join(temp.dir, 'changed.bin'))).toEqual(image);
@@ -298,6 +304,63 @@ describe('download resume', () => {
       peer.close();
     }
   });
+
+  it('damaged part file starts over', async () => {
+    // An 8-byte ETag from the digest, as ota-server sends, lets the tool check the reused bytes.
+    const etag = digest.slice(0, 16);
+    const peer = await imagePeer({ image, etag });
+    try {
+      const out = join(temp.dir, 'damaged.bin');
+      writeFileSync(`${out}.part`, Buffer.alloc(300, 0xee));
+      writeFileSync(`${out}.part.json`, JSON.stringify({ uri: `coap://127.0.0.1:${peer.port}/d/x`, etag }));
+
+      const result = await runTool(['download', `coap://127.0.0.1:${peer.port}/d/x`, '--out', out, '--block-size', '64', '--json']);
+
+      expect(result.code).toBe(0);
+      expect(result.stderr).toContain('bytes reused from');
+      expect(jsonOf(result)).toMatchObject({ resumedFrom: 0, sha256: digest });
+      expect(readFileSync(out)).toEqual(image);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('part file past the end starts over', async () => {
+    const peer = await imagePeer({ image, etag: 'ee01' });
+    try {
+      const out = join(temp.dir, 'long.bin');
+      writeFileSync(`${out}.part`, Buffer.alloc(2000, 1));
+      writeFileSync(`${out}.part.json`, JSON.stringify({ uri: `coap://127.0.0.1:${peer.port}/d/x`, etag: 'ee01' }));
+
+      const result = await runTool(['download', `coap://127.0.0.1:${peer.port}/d/x`, '--out', out, '--block-size', '64', '--json']);
+
+      expect(result.code).toBe(0);
+      expect(result.stderr).toContain('block 31 is past the end of the image');
+      expect(readFileSync(out)).toEqual(image);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('Ctrl-C leaves a resumable part', async () => {
+    const peer = await imagePeer({ image, etag: 'ff01', silentFrom: 3 });
+    const bin = fileURLToPath(new URL('../../bin/ota-tool.js', import.meta.url));
+    const out = join(temp.dir, 'interrupted.bin');
+    try {
+      const child = spawn(process.execPath, [bin, 'download', `coap://127.0.0.1:${peer.port}/d/x`, '--out', out, '--block-size', '64'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await expect.poll(() => peer.state.requested.includes(3), { timeout: 15_000 }).toBe(true);
+      child.kill('SIGINT');
+
+      expect(await exited).toBe(1);
+      expect(stderr).toContain('interrupted at byte 192; run the same command again to resume at byte 192');
+      expect(readFileSync(`${out}.part`)).toEqual(image.subarray(0, 192));
+    } finally {
+      peer.close();
+    }
+  }, 30_000);
 
   it('failed verification is not resumed', async () => {
     const peer = await imagePeer({ image, etag: 'dd01' });

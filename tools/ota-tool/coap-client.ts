@@ -273,6 +273,9 @@ export class CoapClient {
   private nextMid = randomInt(0, 0x10000);
   /** Retransmissions sent over the client's lifetime, for reporting. */
   retransmits = 0;
+  /** Rejects of the requests in flight, so close() can end them at once. */
+  private readonly pending = new Set<(error: Error) => void>();
+  private closed = false;
 
   private constructor(
     private readonly address: string,
@@ -295,7 +298,11 @@ export class CoapClient {
     return client;
   }
 
+  /** Closes the socket and rejects the requests in flight; a second call does nothing. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cancel of [...this.pending]) cancel(new Error('the request was cancelled because the client closed'));
     this.socket.close();
   }
 
@@ -328,6 +335,7 @@ export class CoapClient {
 
       const finish = (error: Error | null, response?: CoapMessage): void => {
         clearTimeout(timer);
+        this.pending.delete(onError);
         this.socket.off('message', onMessage);
         this.socket.off('error', onError);
         if (error) reject(error);
@@ -379,6 +387,11 @@ export class CoapClient {
         finish(null, reply);
       };
 
+      if (this.closed) {
+        reject(new Error('the client is closed'));
+        return;
+      }
+      this.pending.add(onError);
       this.socket.on('message', onMessage);
       this.socket.on('error', onError);
       transmit();

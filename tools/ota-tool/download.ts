@@ -84,9 +84,14 @@ async function fetchBlocks(
     const num = offset / blockSize;
     const options: CoapOption[] = [{ number: OptionNumber.block2, value: encodeBlock({ num, more: false, szx }) }];
     // A Size2 option of 0 in a request requests the total size (RFC 7959 section 4).
-    if (num === 0) options.push({ number: OptionNumber.size2, value: encodeUint(0) });
+    // It goes with the first request of every run, so a resumed run learns it too.
+    if (blocks === 0) options.push({ number: OptionNumber.size2, value: encodeUint(0) });
 
     const response = await client.request(target, { code: codeOf('0.01'), options });
+    if (blocks === 0 && start.offset > 0 && response.code === codeOf('4.02')) {
+      // The reused bytes reach past the end of the image, so they are not a prefix of it.
+      throw new ResumeMismatch(`block ${num} is past the end of the image (${response.payload.toString('utf8')})`);
+    }
     if (response.code !== codeOf('2.05')) {
       throw new CliError(`block ${num} of /${target.path.join('/')} failed with ${formatCode(response.code)}: ${response.payload.toString('utf8')}`, EXAMPLE, 'BLOCK_FAILED');
     }
@@ -94,7 +99,7 @@ async function fetchBlocks(
     const responseEtag = findOption(response, OptionNumber.etag);
     if (blocks === 0) {
       if (start.offset > 0 && !etagEquals(start.etag, responseEtag)) {
-        throw new ResumeMismatch(`the ETag is now ${hex(responseEtag)}, FILE.part was downloaded with ${hex(start.etag)}`);
+        throw new ResumeMismatch(`the ETag is now ${hex(responseEtag)}, the reused bytes were downloaded with ${hex(start.etag)}`);
       }
       etag = responseEtag;
       await onEtag(etag);
@@ -177,6 +182,19 @@ function isPartRecordOf(record: unknown, uri: string): record is PartRecord {
   return candidate?.uri === uri && typeof candidate.etag === 'string' && /^(?:[0-9a-f]{2}){1,8}$/.test(candidate.etag);
 }
 
+/**
+ * Checks a resumed transfer, whose first bytes came from FILE.part, against what is
+ * known of the image: --sha256 when given, else an 8-byte ETag, which ota-server
+ * derives from the first 8 bytes of the SHA-256 (docs/protocol.md). Another server's
+ * ETag is opaque, and then the reused bytes cannot be checked.
+ */
+function reusedBytesVerify(transfer: { hash: Hash; etag: Buffer | undefined }, sha256: string | undefined): boolean {
+  const digest = transfer.hash.copy().digest('hex');
+  if (sha256 !== undefined) return digest === sha256.toLowerCase();
+  if (transfer.etag?.length === 8) return digest.startsWith(transfer.etag.toString('hex'));
+  return true;
+}
+
 function etagEquals(a: Buffer | undefined, b: Buffer | undefined): boolean {
   if (!a || !b) return a === b;
   return a.equals(b);
@@ -234,19 +252,35 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     if (etag) await writeFile(recordFile, JSON.stringify({ uri: args.uri, etag: etag.toString('hex') } satisfies PartRecord));
     else await rm(recordFile, { force: true });
   };
+  const restart = async (reason: string) => {
+    io.stderr(`${reason}, so the download starts again at block 0\n`);
+    await file.truncate(0);
+    written = 0;
+    resumedFrom = 0;
+    start = { offset: 0, hash: createHash('sha256') };
+    return fetchBlocks(client, target, szx, start, write, recordEtag);
+  };
+  // Ctrl-C ends the request in flight, so the bytes so far stay resumable.
+  let interrupted = false;
+  const onInterrupt = () => {
+    interrupted = true;
+    client.close();
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     try {
       transfer = await fetchBlocks(client, target, szx, start, write, recordEtag);
     } catch (error) {
       if (!(error instanceof ResumeMismatch)) throw error;
-      io.stderr(`${error.message}: the image changed, so the download starts again at block 0\n`);
-      await file.truncate(0);
-      written = 0;
-      resumedFrom = 0;
-      start = { offset: 0, hash: createHash('sha256') };
-      transfer = await fetchBlocks(client, target, szx, start, write, recordEtag);
+      transfer = await restart(`${error.message}: ${partFile} belongs to another image`);
     }
+    const reusedBadBytes = resumedFrom > 0 && !reusedBytesVerify(transfer, args.sha256);
+    if (reusedBadBytes) transfer = await restart(`the SHA-256 of the resumed download does not match, so the bytes reused from ${partFile} were wrong`);
   } catch (error) {
+    if (interrupted) {
+      const offset = written - (written % 2 ** (szx + 4));
+      throw new CliError(`download of ${args.uri} interrupted at byte ${written}; run the same command again to resume at byte ${offset}`, EXAMPLE, 'INTERRUPTED');
+    }
     const resumable = isPartRecordOf(await readRecord(recordFile), args.uri) && written > 0;
     const hint = resumable ? `; run the same command again to resume at byte ${written - (written % 2 ** (szx + 4))}` : '';
     if (error instanceof CliError) {
@@ -255,6 +289,7 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
     }
     throw new CliError(`download of ${args.uri} failed: ${(error as Error).message}${hint}`, EXAMPLE, 'DOWNLOAD_FAILED');
   } finally {
+    process.off('SIGINT', onInterrupt);
     client.close();
     await handle.close();
     // A run that failed before any byte arrived leaves no empty FILE.part behind.
@@ -291,7 +326,15 @@ export async function download(args: DownloadArgs, io: CliIo): Promise<number> {
 
   if (problems.length === 0) {
     result.file = args.out;
-    await rename(partFile, args.out);
+    try {
+      await rename(partFile, args.out);
+    } catch (error) {
+      throw new CliError(
+        `${partFile} could not be renamed to ${args.out} (${(error as Error).message}); was another download to the same --out running? Run the command again`,
+        EXAMPLE,
+        'OUT_UNWRITABLE',
+      );
+    }
   } else {
     result.file = partFile;
   }

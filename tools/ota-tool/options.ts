@@ -2,7 +2,7 @@
 // rules between options in one validation function that yargs runs as its check.
 import type { Options } from 'yargs';
 import { CHANNEL_PATTERN, DEVICE_ID_PATTERN } from '../../src/protocol/constants.ts';
-import { MAX_LABEL_BYTES } from '../../src/admin/registration.ts';
+import { CONTROL_CHARACTER, LONE_SURROGATE, MAX_LABEL_BYTES } from '../../src/admin/registration.ts';
 import { DEFAULT_ADMIN_SERVER, normalizeServer } from './admin-client.ts';
 import { parseCoapUri, szxOf } from './coap-client.ts';
 import { parseServer } from './device-add.ts';
@@ -159,7 +159,7 @@ function checkVersion(command: string, flag: string, value: unknown): void {
 
 function checkDeviceId(command: string, flag: string, value: unknown): void {
   if (!DEVICE_ID_PATTERN.test(String(value))) {
-    fail(command, `${flag} "${String(value)}" must be 1..64 letters, digits, ".", "_" or "-", such as pico-001`);
+    fail(command, `${flag} "${String(value)}" must be 1..64 letters, digits, ".", "_" or "-", other than "." and "..", such as pico-001`);
   }
 }
 
@@ -283,5 +283,7 @@ function checkRegistration(command: string, argv: Record<string, unknown>): void
   }
   const bytes = Buffer.byteLength(label, 'utf8');
   if (bytes > MAX_LABEL_BYTES) fail(command, `--label has ${bytes} bytes of UTF-8, at most ${MAX_LABEL_BYTES} are allowed; shorten it`);
-  if (/[\u0000-\u001f\u007f]/.test(label)) fail(command, '--label contains a control character such as a line break or tab; give it as one line of text');
+  if (CONTROL_CHARACTER.test(label) || LONE_SURROGATE.test(label)) {
+    fail(command, '--label contains a control character (such as a line break, a tab or a text-direction mark) or a lone surrogate; give it as one line of plain text');
+  }
 }
