@@ -82,18 +82,33 @@ function nextMessage(child: ChildProcess): Promise<ChildMessage> {
   });
 }
 
-/** Runs a warm-up and then `repeats` measured runs; returns the run with the median rate. */
-async function measure(options: ServerBenchOptions, spec: Omit<LoadSpec, 'timeLimitMs' | 'maxRequests' | 'devices'>, devices = options.devices): Promise<LoadResult> {
-  const base = { ...spec, devices, maxRequests: 10_000_000 };
-  await runLoad(options.loadgen, { ...base, timeLimitMs: options.warmupMs });
-  const runs: LoadResult[] = [];
-  for (let i = 0; i < options.repeats; i++) runs.push(await runLoad(options.loadgen, { ...base, timeLimitMs: options.runMs }));
-  runs.sort((a, b) => requestsPerSecond(a) - requestsPerSecond(b));
-  const median = runs[Math.floor(runs.length / 2)]!;
-  if (median.errors > 0 || median.shortPayloads > 0) {
-    throw new Error(`load run on port ${spec.port} (${spec.mode} ${spec.path}) got ${median.errors} error responses and ${median.shortPayloads} short blocks`);
+type MeasureSpec = Omit<LoadSpec, 'timeLimitMs' | 'maxRequests' | 'devices'>;
+
+/**
+ * Warms each spec up, then runs `repeats` rounds in which every spec gets one measured
+ * run, and returns each spec's run with the median rate. Interleaving spreads each
+ * figure's runs over the whole measurement, so a slow minute of this shared machine
+ * moves every figure alike instead of skewing the ratios between them.
+ */
+async function measureInterleaved<K extends string>(options: ServerBenchOptions, specs: Record<K, MeasureSpec>): Promise<Record<K, LoadResult>> {
+  const names = Object.keys(specs) as K[];
+  const base = (name: K) => ({ ...specs[name], devices: options.devices, maxRequests: 10_000_000 });
+  for (const name of names) await runLoad(options.loadgen, { ...base(name), timeLimitMs: options.warmupMs });
+  const runs = new Map<K, LoadResult[]>(names.map((name) => [name, []]));
+  for (let i = 0; i < options.repeats; i++) {
+    for (const name of names) runs.get(name)!.push(await runLoad(options.loadgen, { ...base(name), timeLimitMs: options.runMs }));
   }
-  return median;
+  const medians = {} as Record<K, LoadResult>;
+  for (const name of names) {
+    const sorted = runs.get(name)!.sort((a, b) => requestsPerSecond(a) - requestsPerSecond(b));
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const spec = specs[name];
+    if (median.errors > 0 || median.shortPayloads > 0) {
+      throw new Error(`load run on port ${spec.port} (${spec.mode} ${spec.path}) got ${median.errors} error responses and ${median.shortPayloads} short blocks`);
+    }
+    medians[name] = median;
+  }
+  return medians;
 }
 
 function rateFigures(name: string, unit: string, ours: LoadResult, peer?: { name: string; result: LoadResult }): Figure[] {
@@ -115,32 +130,36 @@ export async function serverFigures(options: ServerBenchOptions, emit: (figure: 
   const smallBlocks = SMALL_IMAGE_BYTES / BLOCK_BYTES;
   const largeBlocks = LARGE_IMAGE_BYTES / BLOCK_BYTES;
 
-  // The generator's ceiling: a C responder that does nothing but respond.
+  // Every server runs at once, idle except while the generator drives it, so the runs
+  // of all figures can be interleaved. The reflector is the generator's ceiling: a C
+  // responder that does nothing but respond.
   const reflector = await startReflector(options.loadgen, BLOCK_BYTES);
-  const ceiling = await measure(options, block(reflector.port, 'd/x', smallBlocks));
-  reflector.close();
-  emit({ name: 'loadgen.ceiling.blocks_per_s', value: requestsPerSecond(ceiling), unit: 'blocks/s' });
-
   const libcoapSmall = await startLibcoapServer(benchPayload(SMALL_IMAGE_BYTES, 1));
-  const peerSmall = await measure(options, block(libcoapSmall.port, LIBCOAP_RESOURCE, smallBlocks));
-  await libcoapSmall.close();
   const libcoapLarge = await startLibcoapServer(benchPayload(LARGE_IMAGE_BYTES, 2));
-  const peerLarge = await measure(options, block(libcoapLarge.port, LIBCOAP_RESOURCE, largeBlocks));
-  await libcoapLarge.close();
-
   const bare = await ServerProcess.start('bare');
-  const bareGets = await measure(options, { port: bare.port, mode: 'get', path: 'x' });
-  await bare.close();
   const echo = await ServerProcess.start('echo');
-  const echoBlocks = await measure(options, block(echo.port, 'd/x', smallBlocks));
-  await echo.close();
-
   const daemon = await ServerProcess.start('daemon', options.profileDir);
   const small = (await daemon.request({ type: 'publish', version: '1.0.0', size: SMALL_IMAGE_BYTES, seed: 1 }, 'published')).downloadId;
   const large = (await daemon.request({ type: 'publish', version: '1.1.0', size: LARGE_IMAGE_BYTES, seed: 2 }, 'published')).downloadId;
-  const oursSmall = await measure(options, block(daemon.port, `d/${small}`, smallBlocks));
-  const oursLarge = await measure(options, block(daemon.port, `d/${large}`, largeBlocks));
-  const checks = await measure(options, { port: daemon.port, mode: 'post', path: 'c', payload: CHECK_PAYLOAD, idOffset: CHECK_ID_OFFSET });
+
+  const results = await measureInterleaved(options, {
+    ceiling: block(reflector.port, 'd/x', smallBlocks),
+    peerSmall: block(libcoapSmall.port, LIBCOAP_RESOURCE, smallBlocks),
+    peerLarge: block(libcoapLarge.port, LIBCOAP_RESOURCE, largeBlocks),
+    bareGets: { port: bare.port, mode: 'get', path: 'x' },
+    echoBlocks: block(echo.port, 'd/x', smallBlocks),
+    oursSmall: block(daemon.port, `d/${small}`, smallBlocks),
+    oursLarge: block(daemon.port, `d/${large}`, largeBlocks),
+  });
+  const { ceiling, peerSmall, peerLarge, bareGets, echoBlocks, oursSmall, oursLarge } = results;
+  // Checks write a device record and an event each, so they run after the block
+  // figures: LevelDB compactions they start would otherwise slow later block runs.
+  const { checks } = await measureInterleaved(options, {
+    checks: { port: daemon.port, mode: 'post', path: 'c', payload: CHECK_PAYLOAD, idOffset: CHECK_ID_OFFSET },
+  });
+  reflector.close();
+  await Promise.all([libcoapSmall.close(), libcoapLarge.close(), bare.close(), echo.close()]);
+  emit({ name: 'loadgen.ceiling.blocks_per_s', value: requestsPerSecond(ceiling), unit: 'blocks/s' });
 
   for (const figure of rateFigures('server.blocks_per_s', 'blocks/s', oursSmall, { name: 'libcoap', result: peerSmall })) emit(figure);
   for (const figure of rateFigures('server.blocks_per_s.1MiB', 'blocks/s', oursLarge, { name: 'libcoap', result: peerLarge })) emit(figure);
