@@ -62,7 +62,7 @@ class UpdateError(Exception):
 
 
 class ServerBusy(Exception):
-    """The server answered 5.03; retry_after_s is its Max-Age, capped at MAX_RETRY_AFTER_S."""
+    """The server responded 5.03; retry_after_s is its Max-Age, capped at MAX_RETRY_AFTER_S."""
 
     def __init__(self, retry_after_s, detail):
         super().__init__(detail)
@@ -70,7 +70,7 @@ class ServerBusy(Exception):
 
 
 class CheckRejected(Exception):
-    """The server answered the check with an error code: the link works, the request does not."""
+    """The server responded to the check with an error code: the link works, the request does not."""
 
 
 def _server_busy(response, request_name):
@@ -192,7 +192,7 @@ class Updater:
             client = self._connect()
             manifest = self.check(client, state)
         except ServerBusy as err:
-            # The link works and the server answered, so this is no link failure and
+            # The link works and the server responded, so this is no link failure and
             # does not count toward a modem restart.
             self._failures = 0
             self.retry_after_s = err.retry_after_s

@@ -73,7 +73,7 @@ export class TokenBuckets {
     return this.buckets.size;
   }
 
-  /** Spends one token of key, or rejects the request when the bucket holds less than one. */
+  /** Spends one token of key, or rejects the request when the bucket has less than one. */
   take(key: string, source: string): TakeResult {
     const now = this.nowMs();
     const bucket = this.touch(key, source, now);

@@ -28,7 +28,7 @@ export interface AdminServerOptions {
   authFailureLimit?: RateLimit;
 }
 
-/** 10 failed authentications from one address at once, then one more every 6 s, answered 429 meanwhile. */
+/** 10 failed authentications from one address at once, then one more every 6 s; requests over it get 429. */
 export const DEFAULT_AUTH_FAILURE_LIMIT: RateLimit = { burst: 10, ratePerMinute: 10 };
 /** Maximum number of client addresses whose failures are kept. */
 const MAX_AUTH_FAILURE_ADDRESSES = 10_000;
@@ -221,7 +221,7 @@ class AuthFailureLog {
  * Checks the bearer token. Each missing or wrong token spends one token of the client
  * address's bucket, and while that bucket is empty every authenticated request from
  * the address gets 429 before its token is compared, a correct one included, so
- * guessing gains nothing from the answer.
+ * guessing gains nothing from the response.
  */
 function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger, failures: AuthFailureLog, limiter: TokenBuckets): void {
   const address = req.socket.remoteAddress ?? 'unknown';

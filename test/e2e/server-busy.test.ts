@@ -17,7 +17,7 @@ test('5.03 delays next check-in', async () => {
     const result = await pico.runUntil({ serialMatch: busy }, { timeoutMs: 20_000 });
     expect(result.reason, serialText(pico)).toBe('matched');
   }
-  // The check after the second busy answer must be admitted again.
+  // The check after the second busy response must be admitted again.
   const admitted = await pico.runUntil({ serialMatch: /^I ota: no update offered/ }, { timeoutMs: 20_000 });
   expect(admitted.reason, serialText(pico)).toBe('matched');
 

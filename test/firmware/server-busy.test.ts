@@ -1,11 +1,11 @@
-// firmware/ota.py on real MicroPython against a transport that answers 5.03: a busy
+// firmware/ota.py on real MicroPython against a transport that responds 5.03: a busy
 // check ends the check-in without counting a failure and sets retry_after_s from
 // Max-Age, and a busy report stays in the outbox.
 import { beforeEach, describe, expect, test } from 'vitest';
 import { FAKE_MACHINE } from './fakes.ts';
 import { startFirmware, type Interpreter } from './micropython.ts';
 
-// Answers /c with the scripted check answer and /r with 5.03 and Max-Age 42.
+// Responds to /c with the scripted check response and to /r with 5.03 and Max-Age 42.
 const BUSY_SERVER = `
 import cbor, coap, time
 
