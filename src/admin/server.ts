@@ -219,9 +219,9 @@ class AuthFailureLog {
 
 /**
  * Checks the bearer token. Each missing or wrong token spends one token of the client
- * address's bucket, and while that bucket is empty every authenticated request from
- * the address gets 429 before its token is compared, a correct one included, so
- * guessing gains nothing from the response.
+ * address's bucket. While that bucket is empty, every authenticated request from the
+ * address gets 429 before its token is compared, a correct one included, so guessing
+ * gains nothing from the response.
  */
 function checkToken(req: IncomingMessage, expected: Buffer, logger: Logger, failures: AuthFailureLog, limiter: TokenBuckets): void {
   const address = req.socket.remoteAddress ?? 'unknown';
