@@ -1,24 +1,11 @@
 // releases command: lists the releases the server holds, highest version first.
+import type { ReleaseView } from '../../src/admin/routes.ts';
 import { AdminClient, type AdminArgs } from './admin-client.ts';
 import { EXAMPLES } from './options.ts';
 import { formatTable, printResult, type CliIo, type CommonArgs } from './io.ts';
 
 /** A release as the admin API returns it. */
-export interface Release {
-  version: string;
-  channel: string;
-  notes: string;
-  encoding: string;
-  rollout: number;
-  size: number;
-  sha256: string;
-  signature: string;
-  path: string;
-  revoked: boolean;
-  publishedAt: string;
-  /** UTC instant from which the release is offered, or null when it is offered since publication. */
-  startAt: string | null;
-}
+export type Release = ReleaseView;
 
 const COLUMNS = ['version', 'channel', 'rollout', 'encoding', 'size', 'revoked', 'path', 'published', 'starts', 'notes'];
 
