@@ -1,6 +1,7 @@
 // device add command: writes ota_config.json, the configuration file the firmware
 // reads at boot (server, APN, device id, check interval, release public key), and
 // registers the device on ota-server when given an admin token or --admin-server.
+import type { RegistrationRecord } from '../../src/storage/store.ts';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -28,13 +29,8 @@ export interface DeviceAddArgs extends CommonArgs {
   label?: string;
 }
 
-/** A registration as the admin API returns it. */
-export interface Registration {
-  id: string;
-  channel: string;
-  label: string;
-  registeredAt: string;
-}
+/** A registration as the admin API returns it: the stored record as it is. */
+export type Registration = RegistrationRecord;
 
 /** The device configuration file; the firmware reads these exact keys. */
 export interface DeviceConfig {
