@@ -1,11 +1,11 @@
 // device add command: writes ota_config.json, the configuration file the firmware
 // reads at boot (server, APN, device id, check interval, release public key), and
 // registers the device on ota-server when given an admin token or --admin-server.
-import type { RegistrationRecord } from '../../src/storage/store.ts';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_CHANNEL } from '../../src/protocol/constants.ts';
+import type { RegistrationRecord } from '../../src/storage/store.ts';
 import { DEFAULT_COAP_PORT } from './coap-client.ts';
 import { AdminClient, DEFAULT_ADMIN_SERVER } from './admin-client.ts';
 import { CliError, printResult, type CliIo, type CommonArgs } from './io.ts';
